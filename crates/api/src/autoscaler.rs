@@ -1,0 +1,515 @@
+//! The `Autoscaler` custom resource: a field-for-field superset of `autoscaling/v2`
+//! HorizontalPodAutoscaler, so that changing `apiVersion` and `kind` turns an HPA into one.
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Autoscaler automatically scales any workload that has a `scale` subresource (Deployments,
+/// StatefulSets, PodSets, any custom resource declaring one) from its metrics, exactly as the
+/// HorizontalPodAutoscaler does, with Prometheus queries, per-direction tolerance and
+/// persistent stabilization history on top.
+// Each printer column repeats the same keys, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ferroscale.dev",
+    version = "v1alpha1",
+    kind = "Autoscaler",
+    plural = "autoscalers",
+    shortname = "fas",
+    namespaced,
+    status = "AutoscalerStatus",
+    printcolumn(
+        name = "Reference",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.name",
+        description = "The workload being scaled"
+    ),
+    printcolumn(
+        name = "Targets",
+        type_ = "string",
+        json_path = ".status.targets",
+        description = "Current and target value of each metric"
+    ),
+    printcolumn(name = "MinPods", type_ = "integer", json_path = ".spec.minReplicas"),
+    printcolumn(name = "MaxPods", type_ = "integer", json_path = ".spec.maxReplicas"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.currentReplicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerSpec {
+    /// The workload to scale: any object with a `scale` subresource in the Autoscaler's namespace.
+    pub scale_target_ref: CrossVersionObjectReference,
+
+    /// The lower limit for the number of replicas. Defaults to 1. It can be 0 only when at least
+    /// one Object, External or Prometheus metric is configured; scaling stops while the target
+    /// itself is at 0 replicas and minReplicas is not 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_replicas: Option<i32>,
+
+    /// The upper limit for the number of replicas. It cannot be less than minReplicas.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+
+    /// The metrics used to compute the desired replica count; the largest proposal wins. With
+    /// none, the Autoscaler targets 80% average CPU utilization, as the HPA does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricSpec>>,
+
+    /// How fast to scale up and down. Missing parts take the HPA's defaults: scale up at once by
+    /// 4 pods or 100% per 15s, whichever is more; scale down by up to 100% per 15s after a 300s
+    /// stabilization window (the operator's --downscale-stabilization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<Behavior>,
+}
+
+/// Identifies an object by API version, kind and name, in the Autoscaler's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossVersionObjectReference {
+    /// API version of the referent, e.g. `apps/v1` or `ferroscale.dev/v1alpha1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind of the referent, e.g. `Deployment`.
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    /// Name of the referent.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// One metric to scale on. `type` names the source, and the member of the same name (in
+/// lowerCamelCase) describes it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.type != 'Resource' || has(self.resource)").message("resource must be set when type is Resource"))]
+#[x_kube(validation = Rule::new("self.type != 'ContainerResource' || has(self.containerResource)").message("containerResource must be set when type is ContainerResource"))]
+#[x_kube(validation = Rule::new("self.type != 'Pods' || has(self.pods)").message("pods must be set when type is Pods"))]
+#[x_kube(validation = Rule::new("self.type != 'Object' || has(self.object)").message("object must be set when type is Object"))]
+#[x_kube(validation = Rule::new("self.type != 'External' || has(self.external)").message("external must be set when type is External"))]
+#[x_kube(validation = Rule::new("self.type != 'Prometheus' || has(self.prometheus)").message("prometheus must be set when type is Prometheus"))]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// The kind of metric source: Resource, ContainerResource, Pods, Object, External or
+    /// Prometheus.
+    #[serde(rename = "type")]
+    pub type_: MetricSourceType,
+    /// A resource metric (cpu, memory) of the pods, as metrics-server reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceMetricSource>,
+    /// A resource metric of one container in each pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_resource: Option<ContainerResourceMetricSource>,
+    /// A custom metric of each pod, averaged over the pods (custom.metrics.k8s.io).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsMetricSource>,
+    /// A custom metric describing one Kubernetes object (custom.metrics.k8s.io).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectMetricSource>,
+    /// A metric not tied to any Kubernetes object (external.metrics.k8s.io).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalMetricSource>,
+    /// A PromQL query evaluated directly against Prometheus, with no adapter. ferroscale only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetricSource>,
+}
+
+/// Kinds of metric source.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricSourceType {
+    Resource,
+    ContainerResource,
+    Pods,
+    Object,
+    External,
+    Prometheus,
+}
+
+impl MetricSourceType {
+    /// The name used in `type` fields and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resource => "Resource",
+            Self::ContainerResource => "ContainerResource",
+            Self::Pods => "Pods",
+            Self::Object => "Object",
+            Self::External => "External",
+            Self::Prometheus => "Prometheus",
+        }
+    }
+}
+
+/// A resource metric known to Kubernetes (requests and limits), summed over each pod's containers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceMetricSource {
+    /// The resource, e.g. `cpu` or `memory`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The target value: Utilization (percent of requests) or AverageValue.
+    pub target: MetricTarget,
+}
+
+/// A resource metric of one named container in each pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerResourceMetricSource {
+    /// The resource, e.g. `cpu` or `memory`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The container whose usage counts.
+    #[schemars(length(min = 1))]
+    pub container: String,
+    /// The target value: Utilization (percent of requests) or AverageValue.
+    pub target: MetricTarget,
+}
+
+/// A per-pod custom metric, averaged over the pods before comparing with the target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodsMetricSource {
+    /// The metric's name and optional label selector.
+    pub metric: MetricIdentifier,
+    /// The target; only AverageValue is valid.
+    pub target: MetricTarget,
+}
+
+/// A metric describing a single Kubernetes object, e.g. requests per second of an Ingress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMetricSource {
+    /// The object the metric describes.
+    pub described_object: CrossVersionObjectReference,
+    /// The metric's name and optional label selector.
+    pub metric: MetricIdentifier,
+    /// The target: Value, or AverageValue (divided by the current replica count).
+    pub target: MetricTarget,
+}
+
+/// A metric from outside the cluster, e.g. the length of a cloud queue.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalMetricSource {
+    /// The metric's name and optional label selector.
+    pub metric: MetricIdentifier,
+    /// The target: Value, or AverageValue (divided by the current replica count).
+    pub target: MetricTarget,
+}
+
+/// A PromQL query computed as an External metric is: its single value is compared with the
+/// target as a whole (Value) or per current replica (AverageValue).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetricSource {
+    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`. Defaults
+    /// to the operator's --prometheus-url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_address: Option<String>,
+    /// The PromQL query. It must return a scalar or a vector with exactly one element.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// The target: Value, or AverageValue (divided by the current replica count).
+    pub target: MetricTarget,
+}
+
+/// Names a metric and optionally narrows it with a label selector.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricIdentifier {
+    /// The metric's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Labels the metric series must carry; when absent, the metrics API decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// The value a metric should be held at.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.type != 'Utilization' || has(self.averageUtilization)").message("averageUtilization must be set when type is Utilization"))]
+#[x_kube(validation = Rule::new("self.type != 'Value' || has(self.value)").message("value must be set when type is Value"))]
+#[x_kube(validation = Rule::new("self.type != 'AverageValue' || has(self.averageValue)").message("averageValue must be set when type is AverageValue"))]
+#[serde(rename_all = "camelCase")]
+pub struct MetricTarget {
+    /// Utilization, Value or AverageValue.
+    #[serde(rename = "type")]
+    pub type_: MetricTargetType,
+    /// The target value of the metric as a whole (a quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Quantity>,
+    /// The target value of the metric averaged over the pods (a quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_value: Option<Quantity>,
+    /// The target percentage of the pods' resource requests (resource metrics only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub average_utilization: Option<i32>,
+}
+
+/// Kinds of metric target.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricTargetType {
+    Utilization,
+    Value,
+    AverageValue,
+}
+
+/// Scaling behavior in each direction.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// Rules for scaling up. Defaults: no stabilization window; 4 pods or 100% per 15s, the larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    /// Rules for scaling down. Defaults: the operator's stabilization window (300s); 100% per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+}
+
+/// How one direction of scaling is stabilized, rate-limited and made tolerant of noise.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Seconds of past recommendations to consider: scaling up uses the lowest of them, scaling
+    /// down the highest, so short spikes and dips do not move the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub stabilization_window_seconds: Option<i32>,
+    /// Which policy wins when several apply: Max (the largest change, default), Min (the
+    /// smallest), or Disabled (no scaling in this direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+    /// Rate limits: at most `value` pods or percent per `periodSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub policies: Option<Vec<ScalingPolicy>>,
+    /// How far the usage ratio may stray from 1.0 before scaling in this direction, as a
+    /// quantity (e.g. `0.05` or `50m`). Defaults to the operator's --tolerance (0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Quantity>,
+}
+
+/// Which of several policies to apply.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SelectPolicy {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// One rate limit.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    /// Pods (an absolute number of replicas) or Percent (of the replicas at the period's start).
+    #[serde(rename = "type")]
+    pub type_: ScalingPolicyType,
+    /// The amount of change allowed per period; greater than zero.
+    #[schemars(range(min = 1))]
+    pub value: i32,
+    /// The length of the period in seconds, from 1 to 1800.
+    #[schemars(range(min = 1, max = 1800))]
+    pub period_seconds: i32,
+}
+
+/// Kinds of rate limit.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScalingPolicyType {
+    Pods,
+    Percent,
+}
+
+/// What the controller last observed and decided, plus the history that stabilization windows
+/// and rate limits need, so that a restart or a change of leader forgets nothing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// The generation of the spec this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the target's replica count was last changed by this Autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+    /// The target's replica count when last evaluated.
+    #[serde(default)]
+    pub current_replicas: i32,
+    /// The replica count the Autoscaler last decided on.
+    #[serde(default)]
+    pub desired_replicas: i32,
+    /// The last read value of each metric, in the order of spec.metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_metrics: Option<Vec<MetricStatus>>,
+    /// AbleToScale, ScalingActive and ScalingLimited, with the HPA's reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<AutoscalerCondition>>,
+    /// Current against target value of each metric, as `kubectl get hpa` shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<String>,
+    /// Unstabilized recommendations still inside the longest stabilization window. Absent on an
+    /// Autoscaler that was never evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendations: Option<Vec<Recommendation>>,
+    /// Replicas added by recent rescales, within the longest scale-up policy period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_events: Option<Vec<ScaleEvent>>,
+    /// Replicas removed by recent rescales, within the longest scale-down policy period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_events: Option<Vec<ScaleEvent>>,
+}
+
+/// One recommendation made at one evaluation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// When it was made.
+    pub timestamp: Time,
+    /// The replica count the metrics proposed, before stabilization and rate limits.
+    pub replicas: i32,
+}
+
+/// One rescale.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleEvent {
+    /// When the target was rescaled.
+    pub timestamp: Time,
+    /// How many replicas were added or removed (always positive).
+    pub change: i32,
+}
+
+/// A condition of the Autoscaler, as the HPA reports it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerCondition {
+    /// AbleToScale, ScalingActive or ScalingLimited.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    /// A machine-readable reason, e.g. ScaleUpLimit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A human-readable explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The last read value of one metric; `type` names the member that is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// Resource, ContainerResource, Pods, Object, External or Prometheus.
+    #[serde(rename = "type")]
+    pub type_: MetricSourceType,
+    /// Status of a Resource metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceMetricStatus>,
+    /// Status of a ContainerResource metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_resource: Option<ContainerResourceMetricStatus>,
+    /// Status of a Pods metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsMetricStatus>,
+    /// Status of an Object metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectMetricStatus>,
+    /// Status of an External metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalMetricStatus>,
+    /// Status of a Prometheus metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetricStatus>,
+}
+
+/// Current value of a Resource metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceMetricStatus {
+    /// The resource, e.g. `cpu`.
+    pub name: String,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// Current value of a ContainerResource metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerResourceMetricStatus {
+    /// The resource, e.g. `cpu`.
+    pub name: String,
+    /// The container measured.
+    pub container: String,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// Current value of a Pods metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodsMetricStatus {
+    /// The metric.
+    pub metric: MetricIdentifier,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// Current value of an Object metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMetricStatus {
+    /// The object the metric describes.
+    pub described_object: CrossVersionObjectReference,
+    /// The metric.
+    pub metric: MetricIdentifier,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// Current value of an External metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalMetricStatus {
+    /// The metric.
+    pub metric: MetricIdentifier,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// Current value of a Prometheus metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetricStatus {
+    /// The query evaluated.
+    pub query: String,
+    /// The current value.
+    pub current: MetricValueStatus,
+}
+
+/// A metric's current value, in the form its target takes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricValueStatus {
+    /// The value of the metric as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Quantity>,
+    /// The value averaged over the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_value: Option<Quantity>,
+    /// The percentage of the pods' resource requests in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_utilization: Option<i32>,
+}
+
+impl AutoscalerSpec {
+    /// minReplicas with the HPA's default of 1.
+    pub fn min_replicas_or_default(&self) -> i32 {
+        self.min_replicas.unwrap_or(1)
+    }
+}

@@ -1,0 +1,357 @@
+//! The rules the API server cannot enforce on every version (quantities, cross-field rules on
+//! servers without CEL), checked in Rust so the controller and `explain` can name each problem.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::autoscaler::*;
+use crate::podset::PodSetSpec;
+use crate::quantity::ParsedQuantity;
+
+/// One problem with an object, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the offending field, e.g. `spec.metrics[0].resource.target`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// All problems found, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for FieldErrors {}
+
+#[derive(Default)]
+struct Collector(Vec<FieldError>);
+
+impl Collector {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn finish(self) -> Result<(), FieldErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(FieldErrors(self.0))
+        }
+    }
+
+    fn positive_quantity(&mut self, path: String, quantity: &Quantity) {
+        match ParsedQuantity::parse(&quantity.0) {
+            Err(e) => self.push(path, e.to_string()),
+            Ok(q) if q.is_negative() || q.is_zero() => self.push(path, "must be positive"),
+            Ok(_) => {}
+        }
+    }
+
+    fn selector(&mut self, path: String, selector: &LabelSelector) {
+        for (i, req) in selector.match_expressions.iter().flatten().enumerate() {
+            let at = format!("{path}.matchExpressions[{i}]");
+            let has_values = req.values.as_ref().is_some_and(|v| !v.is_empty());
+            match req.operator.as_str() {
+                "In" | "NotIn" if !has_values => {
+                    self.push(format!("{at}.values"), "must be non-empty when operator is In or NotIn")
+                }
+                "Exists" | "DoesNotExist" if has_values => self.push(
+                    format!("{at}.values"),
+                    "must be empty when operator is Exists or DoesNotExist",
+                ),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                other => self.push(
+                    format!("{at}.operator"),
+                    format!("unsupported operator {other:?}: must be In, NotIn, Exists or DoesNotExist"),
+                ),
+            }
+            if req.key.is_empty() {
+                self.push(format!("{at}.key"), "must not be empty");
+            }
+        }
+    }
+}
+
+impl AutoscalerSpec {
+    /// Checks every rule of the spec; returns all problems, each with its field path.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut c = Collector::default();
+        if self.scale_target_ref.kind.is_empty() {
+            c.push("spec.scaleTargetRef.kind", "must not be empty");
+        }
+        if self.scale_target_ref.name.is_empty() {
+            c.push("spec.scaleTargetRef.name", "must not be empty");
+        }
+        let metrics = self.metrics.as_deref().unwrap_or_default();
+        let min = self.min_replicas_or_default();
+        if min < 0 {
+            c.push("spec.minReplicas", "must be greater than or equal to 0");
+        } else if min == 0
+            && !metrics.iter().any(|m| {
+                matches!(
+                    m.type_,
+                    MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus
+                )
+            })
+        {
+            c.push(
+                "spec.minReplicas",
+                "may be 0 only when at least one Object, External or Prometheus metric is configured",
+            );
+        }
+        if self.max_replicas < 1 {
+            c.push("spec.maxReplicas", "must be greater than 0");
+        }
+        if self.max_replicas < min {
+            c.push(
+                "spec.maxReplicas",
+                format!("must be greater than or equal to minReplicas ({min})"),
+            );
+        }
+        for (i, metric) in metrics.iter().enumerate() {
+            validate_metric(&mut c, &format!("spec.metrics[{i}]"), metric);
+        }
+        if let Some(behavior) = &self.behavior {
+            for (rules, name) in [(&behavior.scale_up, "scaleUp"), (&behavior.scale_down, "scaleDown")] {
+                if let Some(rules) = rules {
+                    validate_rules(&mut c, &format!("spec.behavior.{name}"), rules);
+                }
+            }
+        }
+        c.finish()
+    }
+}
+
+fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec) {
+    let members = [
+        (MetricSourceType::Resource, "resource", m.resource.is_some()),
+        (
+            MetricSourceType::ContainerResource,
+            "containerResource",
+            m.container_resource.is_some(),
+        ),
+        (MetricSourceType::Pods, "pods", m.pods.is_some()),
+        (MetricSourceType::Object, "object", m.object.is_some()),
+        (MetricSourceType::External, "external", m.external.is_some()),
+        (MetricSourceType::Prometheus, "prometheus", m.prometheus.is_some()),
+    ];
+    for (ty, member, set) in members {
+        if ty == m.type_ && !set {
+            c.push(
+                format!("{path}.{member}"),
+                format!("must be set when type is {}", ty.as_str()),
+            );
+        } else if ty != m.type_ && set {
+            c.push(
+                format!("{path}.{member}"),
+                format!("must not be set when type is {}", m.type_.as_str()),
+            );
+        }
+    }
+    use MetricTargetType::*;
+    if let (MetricSourceType::Resource, Some(r)) = (m.type_, &m.resource) {
+        check_resource_name(c, &format!("{path}.resource.name"), &r.name);
+        validate_target(
+            c,
+            &format!("{path}.resource.target"),
+            &r.target,
+            &[Utilization, AverageValue],
+        );
+    }
+    if let (MetricSourceType::ContainerResource, Some(r)) = (m.type_, &m.container_resource) {
+        check_resource_name(c, &format!("{path}.containerResource.name"), &r.name);
+        if r.container.is_empty() {
+            c.push(format!("{path}.containerResource.container"), "must not be empty");
+        }
+        validate_target(
+            c,
+            &format!("{path}.containerResource.target"),
+            &r.target,
+            &[Utilization, AverageValue],
+        );
+    }
+    if let (MetricSourceType::Pods, Some(p)) = (m.type_, &m.pods) {
+        validate_identifier(c, &format!("{path}.pods.metric"), &p.metric);
+        validate_target(c, &format!("{path}.pods.target"), &p.target, &[AverageValue]);
+    }
+    if let (MetricSourceType::Object, Some(o)) = (m.type_, &m.object) {
+        if o.described_object.kind.is_empty() {
+            c.push(format!("{path}.object.describedObject.kind"), "must not be empty");
+        }
+        if o.described_object.name.is_empty() {
+            c.push(format!("{path}.object.describedObject.name"), "must not be empty");
+        }
+        validate_identifier(c, &format!("{path}.object.metric"), &o.metric);
+        validate_target(c, &format!("{path}.object.target"), &o.target, &[Value, AverageValue]);
+    }
+    if let (MetricSourceType::External, Some(e)) = (m.type_, &m.external) {
+        validate_identifier(c, &format!("{path}.external.metric"), &e.metric);
+        validate_target(c, &format!("{path}.external.target"), &e.target, &[Value, AverageValue]);
+    }
+    if let (MetricSourceType::Prometheus, Some(p)) = (m.type_, &m.prometheus) {
+        if p.query.trim().is_empty() {
+            c.push(format!("{path}.prometheus.query"), "must not be empty");
+        }
+        if let Some(address) = &p.server_address
+            && !(address.starts_with("http://") || address.starts_with("https://"))
+        {
+            c.push(
+                format!("{path}.prometheus.serverAddress"),
+                format!("{address:?} must be an http:// or https:// URL"),
+            );
+        }
+        validate_target(
+            c,
+            &format!("{path}.prometheus.target"),
+            &p.target,
+            &[Value, AverageValue],
+        );
+    }
+}
+
+fn check_resource_name(c: &mut Collector, path: &str, name: &str) {
+    if name.is_empty() {
+        c.push(path, "must not be empty");
+    }
+}
+
+fn validate_identifier(c: &mut Collector, path: &str, id: &MetricIdentifier) {
+    if id.name.is_empty() {
+        c.push(format!("{path}.name"), "must not be empty");
+    }
+    if let Some(selector) = &id.selector {
+        c.selector(format!("{path}.selector"), selector);
+    }
+}
+
+fn validate_target(c: &mut Collector, path: &str, t: &MetricTarget, allowed: &[MetricTargetType]) {
+    let name = |ty: MetricTargetType| match ty {
+        MetricTargetType::Utilization => "Utilization",
+        MetricTargetType::Value => "Value",
+        MetricTargetType::AverageValue => "AverageValue",
+    };
+    if !allowed.contains(&t.type_) {
+        let names: Vec<&str> = allowed.iter().map(|ty| name(*ty)).collect();
+        c.push(
+            format!("{path}.type"),
+            format!(
+                "{} is not supported here: must be {}",
+                name(t.type_),
+                names.join(" or ")
+            ),
+        );
+    }
+    match (t.type_, &t.value, &t.average_value, t.average_utilization) {
+        (MetricTargetType::Utilization, _, _, None) => c.push(
+            format!("{path}.averageUtilization"),
+            "must be set when type is Utilization",
+        ),
+        (MetricTargetType::Value, None, _, _) => c.push(format!("{path}.value"), "must be set when type is Value"),
+        (MetricTargetType::AverageValue, _, None, _) => {
+            c.push(format!("{path}.averageValue"), "must be set when type is AverageValue")
+        }
+        _ => {}
+    }
+    if let Some(v) = &t.value {
+        c.positive_quantity(format!("{path}.value"), v);
+    }
+    if let Some(v) = &t.average_value {
+        c.positive_quantity(format!("{path}.averageValue"), v);
+    }
+    if let Some(u) = t.average_utilization
+        && u < 1
+    {
+        c.push(format!("{path}.averageUtilization"), "must be greater than 0");
+    }
+}
+
+fn validate_rules(c: &mut Collector, path: &str, rules: &ScalingRules) {
+    if let Some(w) = rules.stabilization_window_seconds
+        && !(0..=3600).contains(&w)
+    {
+        c.push(
+            format!("{path}.stabilizationWindowSeconds"),
+            "must be between 0 and 3600",
+        );
+    }
+    if let Some(policies) = &rules.policies {
+        if policies.is_empty() {
+            c.push(format!("{path}.policies"), "must hold at least one policy when set");
+        }
+        for (i, p) in policies.iter().enumerate() {
+            if p.value < 1 {
+                c.push(format!("{path}.policies[{i}].value"), "must be greater than 0");
+            }
+            if !(1..=1800).contains(&p.period_seconds) {
+                c.push(
+                    format!("{path}.policies[{i}].periodSeconds"),
+                    "must be between 1 and 1800",
+                );
+            }
+        }
+    }
+    if let Some(t) = &rules.tolerance {
+        match ParsedQuantity::parse(&t.0) {
+            Err(e) => c.push(format!("{path}.tolerance"), e.to_string()),
+            Ok(q) if q.is_negative() => c.push(format!("{path}.tolerance"), "must not be negative"),
+            Ok(_) => {}
+        }
+    }
+}
+
+impl PodSetSpec {
+    /// Checks the spec; in particular that the selector is usable and selects the template.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut c = Collector::default();
+        if self.replicas < 0 {
+            c.push("spec.replicas", "must be greater than or equal to 0");
+        }
+        let empty = self.selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && self.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+        if empty {
+            c.push(
+                "spec.selector",
+                "must not be empty: a PodSet would otherwise own every pod in its namespace",
+            );
+        }
+        c.selector("spec.selector".into(), &self.selector);
+        if c.0.is_empty() {
+            let labels = self
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            match kube::core::Selector::try_from(self.selector.clone()) {
+                Ok(selector) if !kube::core::SelectorExt::matches(&selector, &labels) => c.push(
+                    "spec.template.metadata.labels",
+                    format!("do not match spec.selector ({selector}): the PodSet could never see the pods it creates"),
+                ),
+                Ok(_) => {}
+                Err(e) => c.push("spec.selector", e.0),
+            }
+        }
+        if self.template.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {
+            c.push("spec.template.spec.containers", "must hold at least one container");
+        }
+        c.finish()
+    }
+}

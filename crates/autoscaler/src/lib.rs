@@ -1,0 +1,17 @@
+//! The pure core of ferroscale: given an Autoscaler, its target's scale, the target's pods and
+//! the gathered metric values, decide the replica count exactly as the Kubernetes
+//! HorizontalPodAutoscaler controller would. No I/O and no clock: `now` is an input, and the
+//! stabilization and rate-limit history is read from and written to the Autoscaler's status.
+
+pub mod behavior;
+pub mod calculate;
+pub mod conditions;
+pub mod decision;
+pub mod pods;
+pub mod samples;
+pub mod selector;
+pub mod time;
+
+pub use decision::{Decision, Event, Input, MetricOutcome, Path, Scale, Settings, decide, effective_metrics};
+pub use pods::PodInfo;
+pub use samples::{Gathered, MetricValues, PodSample, PodUsage};

@@ -1,0 +1,18 @@
+//! The `ferroscale` binary.
+
+mod cli;
+mod explain;
+mod gather;
+mod snapshot;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
