@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     group = "ferroscale.dev",
     version = "v1alpha1",
     kind = "Autoscaler",
+    doc = "Autoscaler scales any workload with a scale subresource from its metrics, as the HorizontalPodAutoscaler does (autoscaling/v2 compatible).",
     plural = "autoscalers",
     shortname = "fas",
     namespaced,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
     group = "ferroscale.dev",
     version = "v1alpha1",
     kind = "PodSet",
+    doc = "PodSet keeps a number of identical pods running; its scale subresource lets kubectl scale and autoscalers resize it.",
     plural = "podsets",
     shortname = "ps",
     namespaced,

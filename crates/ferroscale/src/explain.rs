@@ -89,7 +89,7 @@ pub fn to_json(replay: &Replay) -> Value {
 
 fn target_text(target: &MetricTarget) -> String {
     if let Some(v) = &target.average_value {
-        return format!("an average of {} per pod", v.0);
+        return format!("an average of {} per replica", v.0);
     }
     if let Some(u) = target.average_utilization {
         return format!("{u}% of requests");
@@ -215,24 +215,11 @@ pub fn to_text(replay: &Replay) -> String {
             continue;
         }
         if let Some(p) = &m.proposal {
-            let current = match p.utilization {
-                Some(u) => format!("{u}% of requests (an average of {} per pod)", format_milli(p.value)),
-                None if p.pods.is_some() => format!("an average of {} per pod", format_milli(p.value)),
-                None => format!(
-                    "{} (per-replica figures shown as current average)",
-                    format_milli(p.value)
-                ),
-            };
-            let current = if matches!(
-                spec.type_,
-                MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus
-            ) {
-                match m.status.as_ref().map(current_value) {
-                    Some(v) => v,
-                    None => current,
-                }
-            } else {
-                current
+            let current = match (p.utilization, &p.pods, &m.status) {
+                (Some(u), _, _) => format!("{u}% of requests (an average of {} per pod)", format_milli(p.value)),
+                (None, Some(_), _) => format!("an average of {} per pod", format_milli(p.value)),
+                (None, None, Some(status)) => current_value(status),
+                (None, None, None) => format_milli(p.value),
             };
             let _ = writeln!(out, "      measured {current}");
             if let Some(pods) = &p.pods {

@@ -1,0 +1,35 @@
+# ferroscale — build, test and release tasks. `make help` lists them.
+CARGO ?= cargo
+BIN := target/release/ferroscale
+SAMPLES ?= ../shared/explain-samples/run.py
+
+.PHONY: help build test lint fmt crds explain-samples ci
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## Build the release binary (target/release/ferroscale)
+	$(CARGO) build --release --locked -p ferroscale
+
+test: ## Run every test (unit, property, snapshot, mock and skipped-without-cluster e2e)
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --locked; \
+	else \
+		$(CARGO) test --workspace --locked; \
+	fi
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
+	$(CARGO) run -q --locked -p ferroscale -- crds --out-dir crds
+	@if [ -d charts/ferroscale/crds ]; then cp crds/*.yaml charts/ferroscale/crds/; fi
+
+explain-samples: build ## Replay the shared upstream-derived explain samples, when ../shared is present
+	@if [ -f $(SAMPLES) ]; then python3 $(SAMPLES) $(BIN); else echo "explain samples: $(SAMPLES) not present, skipped"; fi
+
+ci: lint test explain-samples ## What CI runs

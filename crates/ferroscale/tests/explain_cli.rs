@@ -1,0 +1,148 @@
+//! `ferroscale explain` end to end: the examples' golden outputs, and errors that name the problem.
+//! Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NOW: &str = "2026-01-01T00:00:00Z";
+
+fn ferroscale(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferroscale"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/explain");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check_golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the output:\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn examples_match_their_golden_output() {
+    let files = examples();
+    assert!(files.len() >= 4, "examples/explain should hold at least four snapshots");
+    for file in files {
+        let f = file.to_str().unwrap();
+        for (format, extension) in [("text", "txt"), ("json", "json")] {
+            let out = ferroscale(&["explain", f, "--now", NOW, "-o", format]);
+            assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.stderr.is_empty(),
+                "{f}: unexpected warnings: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            check_golden(
+                &file.with_extension(format!("expected.{extension}")),
+                &String::from_utf8(out.stdout).unwrap(),
+            );
+        }
+    }
+}
+
+#[test]
+fn json_output_has_the_documented_shape() {
+    let file = examples()
+        .into_iter()
+        .find(|p| p.ends_with("cpu-scale-up.yaml"))
+        .unwrap();
+    let out = ferroscale(&["explain", file.to_str().unwrap(), "--now", NOW, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["currentReplicas"], 3);
+    assert_eq!(json["desiredReplicas"], 5);
+    assert_eq!(json["metrics"][0]["replicas"], 5);
+    assert_eq!(json["metrics"][0]["error"], serde_json::Value::Null);
+    assert_eq!(
+        json["metrics"][0]["status"]["resource"]["current"]["averageUtilization"],
+        90
+    );
+    assert_eq!(json["conditions"].as_array().unwrap().len(), 3);
+    let recs = json["status"]["recommendations"].as_array().unwrap();
+    assert!(
+        recs.iter().any(|r| r["replicas"] == 5 && r["timestamp"] == NOW),
+        "{recs:?}"
+    );
+}
+
+fn failure(args: &[&str]) -> String {
+    let out = ferroscale(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn bad_input_exits_non_zero_naming_the_problem() {
+    let dir = std::env::temp_dir().join(format!("ferroscale-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let missing = dir.join("absent.yaml");
+    assert!(failure(&["explain", missing.to_str().unwrap()]).contains("cannot read"));
+
+    let bad_yaml = write("bad.yaml", "kind: [unclosed\n");
+    let err = failure(&["explain", &bad_yaml]);
+    assert!(
+        err.contains("bad.yaml") && err.contains("document 1: not valid YAML"),
+        "{err}"
+    );
+
+    let no_scale = write(
+        "no-scale.yaml",
+        "apiVersion: ferroscale.dev/v1alpha1\nkind: Autoscaler\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {kind: Deployment, name: web}\n  maxReplicas: 3\n",
+    );
+    let err = failure(&["explain", &no_scale]);
+    assert!(err.contains("no-scale.yaml") && err.contains("no Scale"), "{err}");
+
+    let bad_field = write(
+        "bad-field.yaml",
+        "apiVersion: ferroscale.dev/v1alpha1\nkind: Autoscaler\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {kind: Deployment, name: web}\n  maxReplicas: many\n",
+    );
+    let err = failure(&["explain", &bad_field]);
+    assert!(err.contains("document 1 (Autoscaler a) at spec.maxReplicas"), "{err}");
+
+    let flag = failure(&["explain", &no_scale, "--tolerance", "lots"]);
+    assert!(
+        flag.contains("--tolerance") && flag.contains("invalid quantity"),
+        "{flag}"
+    );
+    let flag = failure(&["explain", &no_scale, "--cpu-initialization-period", "5 minutes"]);
+    assert!(flag.contains("--cpu-initialization-period"), "{flag}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn crds_prints_what_crds_holds() {
+    let out = ferroscale(&["crds"]);
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let mut expected = String::new();
+    for file in ["autoscalers.ferroscale.dev.yaml", "podsets.ferroscale.dev.yaml"] {
+        expected.push_str("---\n");
+        expected.push_str(&std::fs::read_to_string(dir.join(file)).unwrap());
+    }
+    assert_eq!(printed, expected);
+}
