@@ -1,6 +1,8 @@
 //! The checked-in CRDs (crds/ and the Helm chart's copy) are exactly what the types generate.
 //! Run `make crds` after changing the types.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 
 #[test]

@@ -1,6 +1,8 @@
 //! Real `autoscaling/v2` HorizontalPodAutoscalers become valid Autoscalers by changing
 //! `apiVersion` and `kind` only, and survive a round trip without losing a field.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use ferroscale_api::Autoscaler;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use serde_json::Value;

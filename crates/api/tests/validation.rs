@@ -1,6 +1,8 @@
 //! Invalid specs are refused with the offending field's path: by `validate()` in Rust, and by
 //! the CRD's own rules (evaluated here as the API server would, without one).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use ferroscale_api::{Autoscaler, AutoscalerSpec, PodSetSpec};
 use kube::core::cel::Validator;
 use serde_json::{Value, json};

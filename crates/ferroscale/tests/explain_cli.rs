@@ -1,6 +1,8 @@
 //! `ferroscale explain` end to end: the examples' golden outputs, and errors that name the problem.
 //! Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
