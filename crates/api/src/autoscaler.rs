@@ -128,6 +128,11 @@ pub enum MetricSourceType {
     Object,
     External,
     Prometheus,
+    /// Any other name. The API server refuses it; it can only come from elsewhere (an
+    /// `explain` snapshot), and is reported as the HPA reports it: InvalidMetricSourceType.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl MetricSourceType {
@@ -140,6 +145,7 @@ impl MetricSourceType {
             Self::Object => "Object",
             Self::External => "External",
             Self::Prometheus => "Prometheus",
+            Self::Unknown => "Unknown",
         }
     }
 }

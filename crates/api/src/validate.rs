@@ -141,6 +141,13 @@ impl AutoscalerSpec {
 }
 
 fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec) {
+    if m.type_ == MetricSourceType::Unknown {
+        c.push(
+            format!("{path}.type"),
+            "must be one of Resource, ContainerResource, Pods, Object, External or Prometheus",
+        );
+        return;
+    }
     let members = [
         (MetricSourceType::Resource, "resource", m.resource.is_some()),
         (

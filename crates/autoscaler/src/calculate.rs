@@ -2,12 +2,10 @@
 //! ratio against the target, a tolerance band around 1.0, and a second, conservative pass when
 //! pods are missing samples or not ready.
 
-use std::collections::HashMap;
-
 use ferroscale_api::quantity::format_milli;
 use jiff::Timestamp;
 
-use crate::pods::{PodGroups, PodInfo, Readiness, Sample, group, index_samples};
+use crate::pods::{Group, PodInfo, Readiness, group, index_samples};
 use crate::samples::PodSample;
 
 /// How far the usage ratio may stray below and above 1.0 without a change of scale.
@@ -60,37 +58,42 @@ pub struct PodAccount {
     pub rebalanced_ratio: Option<f64>,
 }
 
-fn sorted(set: &std::collections::HashSet<&str>) -> Vec<String> {
-    let mut names: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    names.sort();
-    names
-}
-
 /// `int32(math.Ceil(x))`, saturating instead of overflowing.
 pub fn ceil_replicas(x: f64) -> i32 {
     x.ceil() as i32
 }
 
 /// How a per-pod metric compares with its target.
-enum PerPodTarget<'a> {
-    /// Percent of the pods' requests (Resource and ContainerResource metrics).
-    Utilization {
-        percent: i32,
-        requests: HashMap<&'a str, i64>,
-    },
+enum PerPodTarget {
+    /// Percent of the pods' requests (Resource and ContainerResource metrics); `requests[i]`
+    /// belongs to `pods[i]`.
+    Utilization { percent: i32, requests: Vec<i64> },
     /// An average value per pod (Pods metrics, and resource metrics with AverageValue targets).
     AverageValue(i64),
 }
 
-impl PerPodTarget<'_> {
-    /// The usage ratio over `samples`, the current value (average, milli), and utilization.
-    fn ratio(&self, samples: &HashMap<&str, i64>) -> Result<(f64, i64, Option<i32>), String> {
+/// The values a ratio is computed over: one per pod (None when left out), and the values of
+/// samples naming no known pod.
+struct Values<'a> {
+    by_pod: Vec<Option<i64>>,
+    extraneous: &'a [i64],
+}
+
+impl Values<'_> {
+    fn len(&self) -> usize {
+        self.by_pod.iter().flatten().count() + self.extraneous.len()
+    }
+}
+
+impl PerPodTarget {
+    /// The usage ratio, the current value (average, milli), and utilization.
+    fn ratio(&self, values: &Values) -> Result<(f64, i64, Option<i32>), String> {
         match self {
             Self::Utilization { percent, requests } => {
                 let (mut used, mut requested, mut counted) = (0i64, 0i64, 0i64);
-                for (pod, value) in samples {
-                    // Samples of pods outside the selection have no request and do not count.
-                    if let Some(request) = requests.get(pod) {
+                // Samples of pods outside the selection have no request and do not count.
+                for (value, request) in values.by_pod.iter().zip(requests) {
+                    if let Some(value) = value {
                         used = used.wrapping_add(*value);
                         requested = requested.wrapping_add(*request);
                         counted += 1;
@@ -107,24 +110,24 @@ impl PerPodTarget<'_> {
                 ))
             }
             Self::AverageValue(target) => {
-                let total = samples.values().fold(0i64, |acc, v| acc.wrapping_add(*v));
-                let average = total / samples.len() as i64;
+                let total = values
+                    .by_pod
+                    .iter()
+                    .flatten()
+                    .chain(values.extraneous)
+                    .fold(0i64, |acc, v| acc.wrapping_add(*v));
+                let average = total / values.len() as i64;
                 Ok((average as f64 / *target as f64, average, None))
             }
         }
     }
 
-    /// What a missing pod is assumed to use when the metric is below target.
-    fn fallback(&self, pod: &str) -> i64 {
+    /// What missing pod `i` is assumed to use when the metric is below target.
+    fn fallback(&self, i: usize) -> i64 {
         match self {
             Self::Utilization { percent, requests } => {
                 // All of its request, or the target when the target is above 100%.
-                requests
-                    .get(pod)
-                    .copied()
-                    .unwrap_or(0)
-                    .wrapping_mul(i64::from((*percent).max(100)))
-                    / 100
+                requests[i].wrapping_mul(i64::from((*percent).max(100))) / 100
             }
             Self::AverageValue(target) => *target,
         }
@@ -141,10 +144,10 @@ pub fn resource_utilization(
     samples: &[PodSample],
 ) -> Result<Proposal, String> {
     per_pod(ctx, current, resource == "cpu", samples, |pods| {
-        let mut requests = HashMap::with_capacity(pods.len());
-        for pod in pods {
-            requests.insert(pod.name.as_str(), pod.request(resource, container)?);
-        }
+        let requests = pods
+            .iter()
+            .map(|pod| pod.request(resource, container))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(PerPodTarget::Utilization { percent, requests })
     })
 }
@@ -162,29 +165,33 @@ pub fn average_value(
     })
 }
 
-fn per_pod<'a>(
-    ctx: &Context<'a>,
+fn per_pod(
+    ctx: &Context,
     current: i32,
     is_cpu: bool,
     samples: &[PodSample],
-    make_target: impl FnOnce(&'a [PodInfo]) -> Result<PerPodTarget<'a>, String>,
+    make_target: impl FnOnce(&[PodInfo]) -> Result<PerPodTarget, String>,
 ) -> Result<Proposal, String> {
     if ctx.pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".into());
     }
-    let indexed = index_samples(samples);
+    let indexed = index_samples(ctx.pods, samples);
     let groups = group(ctx.pods, &indexed, is_cpu, ctx.now, ctx.readiness);
-    let mut values: HashMap<&str, i64> = indexed
-        .iter()
-        .filter(|(pod, _)| !groups.ignored.contains(*pod) && !groups.unready.contains(*pod))
-        .map(|(pod, Sample { value, .. })| (*pod, *value))
-        .collect();
-    if values.is_empty() {
+    let mut values = Values {
+        by_pod: indexed
+            .by_pod
+            .iter()
+            .zip(&groups)
+            .map(|(s, g)| s.filter(|_| *g == Group::Ready).map(|s| s.value))
+            .collect(),
+        extraneous: &indexed.extraneous,
+    };
+    if values.len() == 0 {
         return Err("did not receive metrics for targeted pods (pods might be unready)".into());
     }
     let target = make_target(ctx.pods)?;
     let (ratio, value, utilization) = target.ratio(&values)?;
-    let mut account = account(&groups, ratio);
+    let mut account = account(ctx.pods, &groups, ratio);
     let mut proposal = Proposal {
         replicas: current,
         value,
@@ -193,15 +200,15 @@ fn per_pod<'a>(
         notes: Vec::new(),
     };
 
-    let scale_up_with_unready = !groups.unready.is_empty() && ratio > 1.0;
-    if !scale_up_with_unready && groups.missing.is_empty() {
+    let scale_up_with_unready = !account.unready.is_empty() && ratio > 1.0;
+    if !scale_up_with_unready && account.missing.is_empty() {
         if ctx.tolerances.contains(ratio) {
             proposal.notes.push(within_note(ratio, ctx.tolerances, current));
         } else {
-            proposal.replicas = ceil_replicas(ratio * groups.ready as f64);
+            proposal.replicas = ceil_replicas(ratio * account.ready as f64);
             proposal.notes.push(format!(
                 "ratio {ratio:.3} × {} ready pods → {}",
-                groups.ready, proposal.replicas
+                account.ready, proposal.replicas
             ));
         }
         proposal.pods = Some(account);
@@ -210,18 +217,12 @@ fn per_pod<'a>(
 
     // A second pass that assumes the worst for the pods it could not trust: missing pods use
     // the target on a scale-down and nothing on a scale-up; unready pods nothing on a scale-up.
-    if ratio < 1.0 {
-        for pod in &groups.missing {
-            values.insert(pod, target.fallback(pod));
-        }
-    } else if ratio > 1.0 {
-        for pod in &groups.missing {
-            values.insert(pod, 0);
-        }
-    }
-    if scale_up_with_unready {
-        for pod in &groups.unready {
-            values.insert(pod, 0);
+    for (i, g) in groups.iter().enumerate() {
+        match g {
+            Group::Missing if ratio < 1.0 => values.by_pod[i] = Some(target.fallback(i)),
+            Group::Missing if ratio > 1.0 => values.by_pod[i] = Some(0),
+            Group::Unready if scale_up_with_unready => values.by_pod[i] = Some(0),
+            _ => {}
         }
     }
     let (new_ratio, _, _) = target.ratio(&values)?;
@@ -235,7 +236,8 @@ fn per_pod<'a>(
         proposal.notes.push(format!("counting missing/unready pods conservatively would reverse the direction (ratio {ratio:.3} → {new_ratio:.3}): keeps {current}"));
         return Ok(proposal);
     }
-    let replicas = ceil_replicas(new_ratio * values.len() as f64);
+    let counted = values.len();
+    let replicas = ceil_replicas(new_ratio * counted as f64);
     if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
         proposal.notes.push(format!(
             "{replicas} would move against the ratio {new_ratio:.3}: keeps {current}"
@@ -243,22 +245,29 @@ fn per_pod<'a>(
         return Ok(proposal);
     }
     proposal.replicas = replicas;
-    proposal.notes.push(format!(
-        "rebalanced ratio {new_ratio:.3} × {} pods → {replicas}",
-        values.len()
-    ));
+    proposal
+        .notes
+        .push(format!("rebalanced ratio {new_ratio:.3} × {counted} pods → {replicas}"));
     Ok(proposal)
 }
 
-fn account(groups: &PodGroups, ratio: f64) -> PodAccount {
-    PodAccount {
-        ready: groups.ready,
-        unready: sorted(&groups.unready),
-        missing: sorted(&groups.missing),
-        ignored: sorted(&groups.ignored),
+fn account(pods: &[PodInfo], groups: &[Group], ratio: f64) -> PodAccount {
+    let mut account = PodAccount {
         ratio,
-        rebalanced_ratio: None,
+        ..PodAccount::default()
+    };
+    for (pod, g) in pods.iter().zip(groups) {
+        match g {
+            Group::Ready => account.ready += 1,
+            Group::Unready => account.unready.push(pod.name.clone()),
+            Group::Missing => account.missing.push(pod.name.clone()),
+            Group::Ignored => account.ignored.push(pod.name.clone()),
+        }
     }
+    for names in [&mut account.unready, &mut account.missing, &mut account.ignored] {
+        names.sort();
+    }
+    account
 }
 
 fn within_note(ratio: f64, t: Tolerances, current: i32) -> String {

@@ -601,6 +601,7 @@ fn reason_of(m: &MetricOutcome) -> &'static str {
         Some(MetricSourceType::Object) => "FailedGetObjectMetric",
         Some(MetricSourceType::External) => "FailedGetExternalMetric",
         Some(MetricSourceType::Prometheus) => "FailedGetPrometheusMetric",
+        Some(MetricSourceType::Unknown) => "InvalidMetricSourceType",
     }
 }
 
@@ -642,6 +643,7 @@ fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered: Opt
         let current = scale.spec_replicas;
         let mut status = empty_status(spec.type_);
         match spec.type_ {
+            MetricSourceType::Unknown => Err("unknown metric source type".into()),
             MetricSourceType::Resource | MetricSourceType::ContainerResource => {
                 let (name, container, target) = match (spec.type_, &spec.resource, &spec.container_resource) {
                     (MetricSourceType::Resource, Some(r), _) => (r.name.as_str(), None, &r.target),

@@ -1,7 +1,7 @@
 //! What the decision needs to know of each pod the target's selector matches, and how the HPA
 //! sorts pods into ready, unready, missing and ignored before averaging a metric.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -184,19 +184,20 @@ impl From<&Pod> for PodInfo {
     }
 }
 
-/// The pods of one metric calculation, sorted as the HPA sorts them.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct PodGroups<'a> {
-    pub ready: usize,
-    /// Pending pods, and (for CPU) pods not yet ready or still warming up.
-    pub unready: HashSet<&'a str>,
-    /// Pods with no sample.
-    pub missing: HashSet<&'a str>,
-    /// Terminating and failed pods.
-    pub ignored: HashSet<&'a str>,
+/// How the HPA counts one pod in a per-pod metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Its sample is trusted.
+    Ready,
+    /// Pending, or (for CPU) not yet ready or still warming up.
+    Unready,
+    /// No sample.
+    Missing,
+    /// Terminating or failed.
+    Ignored,
 }
 
-/// A sample as the calculation keys it: by pod name.
+/// A sample as the calculation reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub value: i64,
@@ -204,21 +205,41 @@ pub struct Sample {
     pub window: Duration,
 }
 
-/// Samples keyed by pod name; a later sample for the same pod replaces an earlier one.
-pub fn index_samples(samples: &[PodSample]) -> HashMap<&str, Sample> {
-    samples
-        .iter()
-        .map(|s| {
-            (
-                s.pod.as_str(),
-                Sample {
-                    value: s.value,
-                    timestamp: s.timestamp,
-                    window: s.window,
-                },
-            )
-        })
-        .collect()
+/// Samples matched to the pods by name: `by_pod[i]` belongs to `pods[i]` (a later sample for
+/// the same pod replaces an earlier one); samples naming no known pod are kept apart, since the
+/// HPA still counts them in plain averages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IndexedSamples {
+    pub by_pod: Vec<Option<Sample>>,
+    pub extraneous: Vec<i64>,
+}
+
+/// Matches samples to pods with one lookup table of pod names.
+pub fn index_samples(pods: &[PodInfo], samples: &[PodSample]) -> IndexedSamples {
+    let mut by_pod = vec![None; pods.len()];
+    // A fast hasher with a random seed: pod names are chosen by cluster users.
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(pods.len());
+    for (i, pod) in pods.iter().enumerate() {
+        position.insert(pod.name.as_str(), i);
+    }
+    let mut extraneous: HashMap<&str, i64> = HashMap::new();
+    for s in samples {
+        let sample = Sample {
+            value: s.value,
+            timestamp: s.timestamp,
+            window: s.window,
+        };
+        match position.get(s.pod.as_str()) {
+            Some(&i) => by_pod[i] = Some(sample),
+            None => {
+                extraneous.insert(s.pod.as_str(), s.value);
+            }
+        }
+    }
+    IndexedSamples {
+        by_pod,
+        extraneous: extraneous.into_values().collect(),
+    }
 }
 
 /// Timing knobs of the CPU readiness rules.
@@ -228,40 +249,34 @@ pub struct Readiness {
     pub initial_readiness_delay: Duration,
 }
 
-/// Sorts pods like the HPA's `groupPods`. Readiness only matters for CPU, whose usage spikes
-/// while a pod starts: a sample is distrusted while the pod is unready within its
-/// initialization period, or when it was taken less than one window after readiness changed.
-pub fn group<'a>(
-    pods: &'a [PodInfo],
-    samples: &HashMap<&str, Sample>,
+/// Sorts pods like the HPA's `groupPods`, one [`Group`] per pod. Readiness only matters for
+/// CPU, whose usage spikes while a pod starts: a sample is distrusted while the pod is unready
+/// within its initialization period, or when it was taken less than one window after
+/// readiness changed.
+pub fn group(
+    pods: &[PodInfo],
+    samples: &IndexedSamples,
     is_cpu: bool,
     now: Timestamp,
     timing: Readiness,
-) -> PodGroups<'a> {
-    let mut groups = PodGroups::default();
-    for pod in pods {
-        let name = pod.name.as_str();
-        if pod.terminating || pod.phase == PodPhase::Failed {
-            groups.ignored.insert(name);
-            continue;
-        }
-        if pod.phase == PodPhase::Pending {
-            groups.unready.insert(name);
-            continue;
-        }
-        let Some(sample) = samples.get(name) else {
-            groups.missing.insert(name);
-            continue;
-        };
-        if is_cpu && cpu_sample_untrusted(pod, sample, now, timing) {
-            groups.unready.insert(name);
-            continue;
-        }
-        groups.ready += 1;
-    }
-    groups
+) -> Vec<Group> {
+    pods.iter()
+        .zip(&samples.by_pod)
+        .map(|(pod, sample)| {
+            if pod.terminating || pod.phase == PodPhase::Failed {
+                return Group::Ignored;
+            }
+            if pod.phase == PodPhase::Pending {
+                return Group::Unready;
+            }
+            let Some(sample) = sample else { return Group::Missing };
+            if is_cpu && cpu_sample_untrusted(pod, sample, now, timing) {
+                return Group::Unready;
+            }
+            Group::Ready
+        })
+        .collect()
 }
-
 fn cpu_sample_untrusted(pod: &PodInfo, sample: &Sample, now: Timestamp, timing: Readiness) -> bool {
     let (Some(ready), Some(start)) = (pod.ready, pod.start_time) else {
         return true;

@@ -127,6 +127,7 @@ fn metric_title(spec: &MetricSpec) -> String {
             .prometheus
             .as_ref()
             .map_or_else(String::new, |p| format!("Prometheus query {}", p.query)),
+        MetricSourceType::Unknown => "a metric of unknown type".into(),
     }
 }
 

@@ -92,6 +92,7 @@ pub fn metrics(
 
 fn metric(snapshot: &Snapshot, spec: &MetricSpec, namespace: Option<&str>, selector: Option<&Selector>) -> Gathered {
     match spec.type_ {
+        MetricSourceType::Unknown => Err("unknown metric source type".into()),
         MetricSourceType::Resource | MetricSourceType::ContainerResource => {
             let (resource, container) = match (&spec.resource, &spec.container_resource) {
                 (Some(r), _) if spec.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
