@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds explain-samples ci
+.PHONY: help build test lint fmt crds explain-samples bench ci
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,5 +31,8 @@ crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 
 explain-samples: build ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then python3 $(SAMPLES) $(BIN); else echo "explain samples: $(SAMPLES) not present, skipped"; fi
+
+bench: ## Criterion benchmarks of the decision core (figures in target/criterion)
+	$(CARGO) bench --locked -p ferroscale-autoscaler --bench decision
 
 ci: lint test explain-samples ## What CI runs
