@@ -54,3 +54,25 @@ fn changing_api_version_and_kind_makes_an_autoscaler() {
         }
     }
 }
+
+#[test]
+fn example_manifests_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let read = |file: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{dir}/{file}")).unwrap()).unwrap()
+    };
+    let podset: ferroscale_api::PodSet = serde_json::from_value(read("podset.yaml")).unwrap();
+    podset.spec.validate().unwrap();
+    let autoscaler: Autoscaler = serde_json::from_value(read("podset-autoscaler.yaml")).unwrap();
+    autoscaler.spec.validate().unwrap();
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(read("podset-hpa.yaml")).unwrap();
+    assert_eq!(hpa.spec.unwrap().scale_target_ref.kind, "PodSet");
+    let mut converted = read("podset-hpa.yaml");
+    converted["apiVersion"] = "ferroscale.dev/v1alpha1".into();
+    converted["kind"] = "Autoscaler".into();
+    assert_eq!(
+        converted,
+        read("podset-autoscaler.yaml"),
+        "the Autoscaler example differs from the HPA only in apiVersion and kind"
+    );
+}

@@ -20,6 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the operator against the cluster of the usual kubeconfig (KUBECONFIG,
+    /// ~/.kube/config) or the in-cluster configuration.
+    Run(crate::run::RunArgs),
     /// Print the CustomResourceDefinitions (Autoscaler, PodSet) as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -106,6 +109,7 @@ fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => crate::run::run(args),
         Command::Crds { out_dir } => crds(out_dir),
         Command::Explain(args) => {
             let now = args.now.unwrap_or_else(Timestamp::now);

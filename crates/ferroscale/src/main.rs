@@ -3,6 +3,7 @@
 mod cli;
 mod explain;
 mod gather;
+mod run;
 mod snapshot;
 
 use std::process::ExitCode;

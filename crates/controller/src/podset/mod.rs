@@ -1,0 +1,306 @@
+//! The PodSet controller: keeps `spec.replicas` live pods matching the selector, whoever set
+//! that number (`kubectl scale`, an autoscaler, a person), and publishes the selector for the
+//! `scale` subresource.
+//!
+//! gather (pod cache) → decide ([`plan::plan`], pure) → apply (create, delete, adopt) → report
+//! (status, events).
+
+pub mod expectations;
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferroscale_api::{PodSet, PodSetStatus};
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::backoff::Backoff;
+use crate::conditions::set_condition;
+use expectations::{Expectations, Seen};
+use plan::{InvalidSpec, Plan, plan};
+
+/// Why a reconcile failed. Failed pod writes are also reported in status and events.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("PodSet {0} has no namespace")]
+    NoNamespace(String),
+    #[error("creating a pod for {0} failed: {1}")]
+    Create(String, #[source] kube::Error),
+    #[error("deleting pod {0} failed: {1}")]
+    Delete(String, #[source] kube::Error),
+    #[error("adopting pod {0} failed: {1}")]
+    Adopt(String, #[source] kube::Error),
+    #[error("writing the status of {0} failed: {1}")]
+    Status(String, #[source] kube::Error),
+    #[error("the pod cache stopped before it was filled")]
+    CacheStopped,
+}
+
+impl Error {
+    /// A bounded label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::NoNamespace(_) => "invalid",
+            Self::Create(..) => "create",
+            Self::Delete(..) => "delete",
+            Self::Adopt(..) => "adopt",
+            Self::Status(..) => "status",
+            Self::CacheStopped => "cache",
+        }
+    }
+}
+
+/// What reconciles share.
+pub struct Context {
+    pub client: Client,
+    /// Every pod the operator can see, kept current by one watch.
+    pub pods: Store<Pod>,
+    pub expectations: Expectations,
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+/// How often a settled PodSet is checked anyway, to adopt orphans and recover lost events.
+const RESYNC: Duration = Duration::from_secs(300);
+/// How long to wait for the cache to show this controller's own writes before looking again.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
+
+fn seen(pods: &Store<Pod>, namespace: &str, name: &str) -> Seen {
+    match pods.get(&ObjectRef::new(name).within(namespace)) {
+        None => Seen::Absent,
+        Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
+        Some(_) => Seen::Present,
+    }
+}
+
+/// One pass over one PodSet.
+#[instrument(skip_all, fields(podset = %podset.name_any(), namespace = podset.namespace().unwrap_or_default()))]
+pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = podset.name_any();
+    let namespace = podset.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let key = format!("{namespace}/{name}");
+    // Counting pods before the cache has listed them all would create a full set again.
+    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
+    if podset.metadata.deletion_timestamp.is_some() {
+        // Pods go with it through garbage collection (they carry its owner reference).
+        ctx.expectations.forget(&key);
+        return Ok(Action::await_change());
+    }
+    let cached = ctx.pods.state();
+    let in_namespace = cached
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
+        .map(|p| p.as_ref());
+    let pending = ctx
+        .expectations
+        .pending(&key, |pod| seen(&ctx.pods, &namespace, pod), Instant::now());
+    let result = match plan(&podset, in_namespace, &pending) {
+        Err(InvalidSpec(errors)) => {
+            let message = errors.to_string();
+            publish(&ctx, &podset, EventType::Warning, "InvalidSpec", &message).await;
+            let mut status = podset.status.clone().unwrap_or_default();
+            status.observed_generation = podset.metadata.generation;
+            update_conditions(&mut status, &podset, Some(("InvalidSpec", message)), false);
+            write_status(&ctx, &podset, status).await?;
+            // Nothing to do until the spec changes.
+            return Ok(Action::await_change());
+        }
+        Ok(plan) => apply(&ctx, &podset, &key, &plan).await.map(|failure| (plan, failure)),
+    };
+    let (plan, failure) = result?;
+    let mut status = PodSetStatus {
+        replicas: plan.replicas,
+        ready_replicas: plan.ready_replicas,
+        selector: Some(plan.selector.clone()),
+        observed_generation: podset.metadata.generation,
+        conditions: podset.status.as_ref().and_then(|s| s.conditions.clone()),
+    };
+    let failed = failure.as_ref().map(|(reason, error)| (*reason, error.to_string()));
+    update_conditions(
+        &mut status,
+        &podset,
+        failed,
+        plan.ready_replicas >= podset.spec.replicas,
+    );
+    write_status(&ctx, &podset, status).await?;
+    if let Some((_, error)) = failure {
+        return Err(error);
+    }
+    ctx.backoff.reset(&key);
+    Ok(if plan.waiting_for_cache {
+        Action::requeue(CACHE_WAIT)
+    } else {
+        Action::requeue(RESYNC)
+    })
+}
+
+/// Makes the plan's writes. Stops at the first refused write, which it returns (with its
+/// condition reason) so status and events can say why.
+async fn apply(ctx: &Context, podset: &PodSet, key: &str, plan: &Plan) -> Result<Option<(&'static str, Error)>, Error> {
+    let name = podset.name_any();
+    let namespace = podset.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some(owner) = plan::controller_ref(podset) {
+        for pod in &plan.adopt {
+            let patch = json!({"metadata": {"ownerReferences": [owner]}});
+            api.patch(pod, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .map_err(|e| Error::Adopt(pod.clone(), e))?;
+            info!(pod, "adopted orphan pod");
+        }
+    }
+    let mut created = Vec::new();
+    let mut failure = None;
+    let template = plan::new_pod(podset);
+    for _ in 0..plan.create {
+        match api.create(&PostParams::default(), &template).await {
+            Ok(pod) => created.push(pod.name_any()),
+            Err(e) => {
+                failure = Some(("FailedCreate", Error::Create(name.clone(), e)));
+                break;
+            }
+        }
+    }
+    let now = Instant::now();
+    if !created.is_empty() {
+        ctx.expectations
+            .record(key, |p| p.expect_creates(created.iter().cloned()), now);
+        info!(count = created.len(), "created pods");
+        // One event per batch: the recorder folds same-reason events into one series.
+        publish(
+            ctx,
+            podset,
+            EventType::Normal,
+            "SuccessfulCreate",
+            &format!("Created {}: {}", pods_word(created.len()), created.join(", ")),
+        )
+        .await;
+    }
+    let mut deleted = Vec::new();
+    if failure.is_none() {
+        for pod in &plan.delete {
+            match api.delete(pod, &DeleteParams::default()).await {
+                Ok(_) => deleted.push(pod.clone()),
+                // Already gone: the goal is reached.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => {
+                    failure = Some(("FailedDelete", Error::Delete(pod.clone(), e)));
+                    break;
+                }
+            }
+        }
+    }
+    if !deleted.is_empty() {
+        ctx.expectations
+            .record(key, |p| p.expect_deletes(deleted.iter().cloned()), now);
+        info!(count = deleted.len(), "deleted pods");
+        publish(
+            ctx,
+            podset,
+            EventType::Normal,
+            "SuccessfulDelete",
+            &format!("Deleted {}: {}", pods_word(deleted.len()), deleted.join(", ")),
+        )
+        .await;
+    }
+    if let Some((reason, error)) = &failure {
+        warn!(%error, "pod write refused");
+        publish(ctx, podset, EventType::Warning, reason, &error.to_string()).await;
+    }
+    Ok(failure)
+}
+
+fn pods_word(n: usize) -> String {
+    if n == 1 { "pod".into() } else { format!("{n} pods") }
+}
+
+/// Sets ReplicaFailure (present only while something fails) and Available.
+fn update_conditions(status: &mut PodSetStatus, podset: &PodSet, failure: Option<(&str, String)>, available: bool) {
+    let now = Timestamp::now();
+    let generation = podset.metadata.generation;
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    match failure {
+        Some((reason, message)) => set_condition(conditions, "ReplicaFailure", true, reason, &message, generation, now),
+        None => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+    }
+    let (reason, message) = if available {
+        ("MinimumReplicasAvailable", "every desired pod is ready")
+    } else {
+        ("MinimumReplicasUnavailable", "fewer pods are ready than desired")
+    };
+    set_condition(conditions, "Available", available, reason, message, generation, now);
+}
+
+/// Patches the status subresource when it changed.
+async fn write_status(ctx: &Context, podset: &PodSet, status: PodSetStatus) -> Result<(), Error> {
+    if podset.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<PodSet> = Api::namespaced(ctx.client.clone(), &podset.namespace().unwrap_or_default());
+    let patch = json!({"status": status});
+    api.patch_status(&podset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Error::Status(podset.name_any(), e))?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, podset: &PodSet, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &podset.object_ref(&())).await {
+        // Events are advisory: losing one must not fail the reconcile.
+        warn!(%error, reason, "could not record an event");
+    }
+}
+
+/// Invalid specs wait for a change (reconcile returns Ok for them); failed writes back off
+/// exponentially per PodSet.
+pub fn error_policy(podset: Arc<PodSet>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", podset.namespace().unwrap_or_default(), podset.name_any());
+    warn!(podset = key, category = error.category(), %error, "reconcile failed");
+    match error {
+        Error::NoNamespace(_) => Action::await_change(),
+        _ => Action::requeue(ctx.backoff.next(&key)),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. `pod_events` is a subscription to the
+/// shared pod watch that keeps `ctx.pods` current.
+pub async fn run(
+    api: Api<PodSet>,
+    ctx: Arc<Context>,
+    pod_events: impl Stream<Item = Arc<Pod>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .owns_shared_stream(pod_events)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "podset controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,134 @@
+//! `ferroscale run`: the operator process.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use ferroscale_api::PodSet;
+use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::pod_cache;
+use ferroscale_controller::podset::{self, expectations::Expectations};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client};
+use tracing::info;
+
+/// How long reconciles in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Flags of `ferroscale run`; each has an environment variable fallback.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Controllers to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "podset",
+        env = "FERROSCALE_CONTROLLERS"
+    )]
+    controllers: Vec<ControllerKind>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,ferroscale_controller=debug`).
+    #[arg(long, value_name = "FILTER", default_value = "info", env = "FERROSCALE_LOG_FILTER")]
+    log_filter: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FERROSCALE_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ControllerKind {
+    /// Keeps PodSets' pods running.
+    Podset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(args: &RunArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_filter)
+        .with_context(|| format!("--log-filter {:?}", args.log_filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the operator until a shutdown signal.
+pub fn run(args: RunArgs) -> Result<()> {
+    init_logging(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(operate(args))
+}
+
+async fn operate(args: RunArgs) -> Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (tried KUBECONFIG, ~/.kube/config and the in-cluster config)")?;
+    let namespace = args.namespace.as_deref();
+    let (pods, pod_events, pod_watch) = pod_cache::watch(pod_cache::api(client.clone(), namespace));
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
+    let watch_task = tokio::spawn(pod_watch);
+    let mut tasks = tokio::task::JoinSet::new();
+    if args.controllers.contains(&ControllerKind::Podset) {
+        let api: Api<PodSet> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let reporter = Reporter {
+            controller: "ferroscale-podset".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let ctx = Arc::new(podset::Context {
+            client: client.clone(),
+            pods: pods.clone(),
+            expectations: Expectations::default(),
+            recorder: Recorder::new(client.clone(), reporter),
+            backoff: Backoff::default(),
+        });
+        tasks.spawn(podset::run(api, ctx, pod_events.clone(), shutdown.clone()));
+    }
+    info!(controllers = ?args.controllers, namespace = namespace.unwrap_or("(all)"), "ferroscale started");
+    shutdown.await;
+    info!("shutting down: finishing reconciles in flight");
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    watch_task.abort();
+    Ok(())
+}
