@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ pub fn kubeconfig_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-pub async fn client(kubeconfig: &PathBuf) -> Result<Client> {
+pub async fn client(kubeconfig: &Path) -> Result<Client> {
     let kc = Kubeconfig::read_from(kubeconfig).with_context(|| format!("reading {}", kubeconfig.display()))?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
@@ -96,7 +96,7 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    pub async fn create(client: &Client, kubeconfig: &PathBuf, prefix: &str) -> Result<Self> {
+    pub async fn create(client: &Client, kubeconfig: &Path, prefix: &str) -> Result<Self> {
         let name = format!(
             "{prefix}-{}",
             std::process::id() ^ (jiff::Timestamp::now().as_millisecond() as u32)
@@ -110,7 +110,7 @@ impl TestNamespace {
             .with_context(|| format!("creating namespace {name}"))?;
         Ok(Self {
             name,
-            kubeconfig: kubeconfig.clone(),
+            kubeconfig: kubeconfig.to_path_buf(),
         })
     }
 }
@@ -139,7 +139,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    pub fn start(kubeconfig: &PathBuf, args: &[&str]) -> Result<Self> {
+    pub fn start(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
         let child = Command::new(env!("CARGO_BIN_EXE_ferroscale"))
             .arg("run")
             .args(args)
