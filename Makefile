@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds explain-samples bench ci
+.PHONY: help build test lint fmt crds explain-samples bench demo ci
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 
 explain-samples: build ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then python3 $(SAMPLES) $(BIN); else echo "explain samples: $(SAMPLES) not present, skipped"; fi
+
+demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabilized scale-down
+	$(CARGO) run -q --release --locked -p ferroscale -- simulate --plot simulation.svg
 
 bench: ## Criterion benchmarks of the decision core (figures in target/criterion)
 	$(CARGO) bench --locked -p ferroscale-autoscaler --bench decision

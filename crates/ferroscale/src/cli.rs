@@ -31,6 +31,29 @@ enum Command {
     },
     /// Replay one decision offline from a snapshot of cluster objects, and explain it.
     Explain(ExplainArgs),
+    /// Run the decision core against a modelled workload over time (no cluster needed).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// A scenario (kind: Simulation); without one, the built-in scenario runs.
+    scenario: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = SimulateFormat::Table)]
+    output: SimulateFormat,
+    /// Also draw load and replicas over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    decision: DecisionArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SimulateFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 /// Settings of the decision, shared by `explain`, `simulate` and `run`.
@@ -110,6 +133,7 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => crate::run::run(args),
+        Command::Simulate(args) => simulate(args),
         Command::Crds { out_dir } => crds(out_dir),
         Command::Explain(args) => {
             let now = args.now.unwrap_or_else(Timestamp::now);
@@ -124,6 +148,28 @@ pub fn run() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let scenario = crate::simulate::load(args.scenario.as_deref())?;
+    let name = scenario
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("scenario")
+        .to_string();
+    let run = crate::simulate::engine::simulate(&scenario.spec, &args.decision.settings());
+    match args.output {
+        SimulateFormat::Table => print!("{}", crate::simulate::table(&name, &run)),
+        SimulateFormat::Csv => print!("{}", crate::simulate::csv(&run)),
+        SimulateFormat::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+    }
+    if let Some(path) = args.plot {
+        crate::simulate::plot(&run, &name, &path)?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
 }
 
 fn crds(out_dir: Option<PathBuf>) -> Result<()> {

@@ -4,6 +4,7 @@ mod cli;
 mod explain;
 mod gather;
 mod run;
+mod simulate;
 mod snapshot;
 
 use std::process::ExitCode;

@@ -1,0 +1,164 @@
+//! `ferroscale simulate`: the built-in scenario's golden output, the example scenarios, the
+//! plot, and errors that name the problem. UPDATE_GOLDEN=1 rewrites the golden files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ferroscale(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferroscale"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulate")
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = examples().join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the output:\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn the_built_in_scenario_matches_its_golden_output() {
+    for (format, file) in [("table", "built-in.expected.txt"), ("csv", "built-in.expected.csv")] {
+        let out = ferroscale(&["simulate", "-o", format]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        golden(file, &String::from_utf8(out.stdout).unwrap());
+    }
+    // The built-in scenario is examples/simulate/built-in.yaml, byte for byte.
+    let from_file = ferroscale(&[
+        "simulate",
+        "-o",
+        "csv",
+        examples().join("built-in.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8(from_file.stdout).unwrap(),
+        std::fs::read_to_string(examples().join("built-in.expected.csv")).unwrap()
+    );
+}
+
+#[test]
+fn the_built_in_scenario_shows_what_it_promises() {
+    let out = ferroscale(&["simulate", "-o", "json"]);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons: Vec<&str> = run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("scale up") && r.contains("ScaleUpLimit")),
+        "a policy-limited scale-up"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("held by stabilization")),
+        "a scale-down held by the window"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("scale down")),
+        "then the scale-down"
+    );
+    let summary = &run["summary"];
+    for key in [
+        "replicaSeconds",
+        "secondsOverTarget",
+        "scaleUps",
+        "scaleDowns",
+        "secondsToFirstScaleUp",
+        "maxReplicas",
+    ] {
+        assert!(summary.get(key).is_some(), "summary.{key}");
+    }
+}
+
+#[test]
+fn every_example_scenario_runs_and_plots() {
+    let dir = std::env::temp_dir().join(format!("ferroscale-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_str().unwrap().ends_with(".yaml") {
+            continue;
+        }
+        let svg = dir.join(path.with_extension("svg").file_name().unwrap());
+        let out = ferroscale(&[
+            "simulate",
+            path.to_str().unwrap(),
+            "-o",
+            "csv",
+            "--plot",
+            svg.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = String::from_utf8(out.stdout).unwrap().lines().count();
+        assert!(rows > 10, "{}: {rows} rows", path.display());
+        let drawing = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            drawing.starts_with("<svg") && drawing.contains("<polyline") && drawing.trim_end().ends_with("</svg>"),
+            "{}",
+            svg.display()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_scenarios_are_named() {
+    let dir = std::env::temp_dir().join(format!("ferroscale-bad-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let builtin = std::fs::read_to_string(examples().join("built-in.yaml")).unwrap();
+    let cases = [
+        (
+            "typo.yaml",
+            builtin.replace("podStartup", "podStartUp"),
+            "unknown field `podStartUp`",
+        ),
+        (
+            "duration.yaml",
+            builtin.replace("duration: 30m", "duration: half an hour"),
+            "spec.duration",
+        ),
+        (
+            "invalid.yaml",
+            builtin.replace("maxReplicas: 20", "maxReplicas: 1"),
+            "spec.autoscaler.maxReplicas",
+        ),
+        (
+            "kind.yaml",
+            builtin.replace("kind: Simulation", "kind: Autoscaler"),
+            "kind Simulation",
+        ),
+    ];
+    for (file, text, fragment) in cases {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = ferroscale(&["simulate", path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{file} should fail");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(file) && err.contains(fragment), "{file}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
