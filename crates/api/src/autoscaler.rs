@@ -219,8 +219,21 @@ pub struct PrometheusMetricSource {
     /// The PromQL query. It must return a scalar or a vector with exactly one element.
     #[schemars(length(min = 1))]
     pub query: String,
+    /// A Secret in the Autoscaler's namespace with credentials for Prometheus: `token` (sent as
+    /// a bearer token) or `username` and `password` (basic auth), and optionally `ca.crt` (a
+    /// PEM bundle to trust instead of the system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretRef>,
     /// The target: Value, or AverageValue (divided by the current replica count).
     pub target: MetricTarget,
+}
+
+/// A Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
 }
 
 /// Names a metric and optionally narrows it with a label selector.

@@ -162,6 +162,51 @@ impl Decision {
     }
 }
 
+/// The status to write when the target's scale cannot be read (no such target, no scale
+/// subresource, an API error): AbleToScale=False/FailedGetScale, everything else kept, so no
+/// history is lost.
+pub fn failed_get_scale(
+    status: Option<&AutoscalerStatus>,
+    generation: Option<i64>,
+    error: &str,
+    now: Timestamp,
+) -> AutoscalerStatus {
+    let mut status = status.cloned().unwrap_or_default();
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions::set(
+        conditions,
+        ABLE_TO_SCALE,
+        false,
+        "FailedGetScale",
+        format!("the HPA controller was unable to get the target's current scale: {error}"),
+        now,
+    );
+    status.observed_generation = generation;
+    status
+}
+
+/// The status to write when the spec breaks a rule the API server could not enforce:
+/// ScalingActive=False/InvalidSpec naming the fields.
+pub fn invalid_spec(
+    status: Option<&AutoscalerStatus>,
+    generation: Option<i64>,
+    problems: &str,
+    now: Timestamp,
+) -> AutoscalerStatus {
+    let mut status = status.cloned().unwrap_or_default();
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions::set(
+        conditions,
+        SCALING_ACTIVE,
+        false,
+        "InvalidSpec",
+        format!("the spec is invalid: {problems}"),
+        now,
+    );
+    status.observed_generation = generation;
+    status
+}
+
 /// The spec's metrics, or the HPA's default of 80% average CPU utilization when there are none.
 pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
     match spec.metrics.as_deref() {

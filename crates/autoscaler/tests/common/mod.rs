@@ -189,6 +189,7 @@ pub fn prometheus(type_: MetricTargetType, value: &str) -> MetricSpec {
     let source = PrometheusMetricSource {
         server_address: None,
         query: "sum(up)".into(),
+        auth_secret_ref: None,
         target: t,
     };
     MetricSpec {

@@ -1,0 +1,308 @@
+//! The Kubernetes metrics APIs, read as the HPA reads them: `metrics.k8s.io` PodMetrics by
+//! label selector, `custom.metrics.k8s.io` per-pod and per-object metrics (v1beta2, or v1beta1
+//! where discovery says only that is served), and `external.metrics.k8s.io`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ferroscale_api::CrossVersionObjectReference;
+use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList, PodMetricsList};
+use ferroscale_api::quantity::milli_value;
+use ferroscale_autoscaler::PodSample;
+use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector};
+use kube::Client;
+use kube::core::{GroupVersionKind, discovery::ApiResource};
+use serde::de::DeserializeOwned;
+
+/// Discovery answers are reused this long.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+/// Custom metrics carry no window; the HPA assumes one minute.
+const DEFAULT_CUSTOM_METRIC_WINDOW: Duration = Duration::from_secs(60);
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A label selector in the string form the metrics APIs take.
+pub fn selector_string(selector: Option<&LabelSelector>) -> Result<String, String> {
+    match selector {
+        None => Ok(String::new()),
+        Some(s) => ferroscale_autoscaler::selector::from_label_selector(s).map(|s| s.to_string()),
+    }
+}
+
+fn query(params: &[(&str, &str)]) -> String {
+    let parts: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// (group, version, kind) → the resource's plural name, and when discovery said so.
+type ResourceNames = HashMap<(String, String, String), (String, Instant)>;
+
+/// Reads the three metrics APIs through the operator's Kubernetes client.
+pub struct MetricsApis {
+    client: Client,
+    custom_version: Mutex<Option<(String, Instant)>>,
+    resources: Mutex<ResourceNames>,
+}
+
+impl std::fmt::Debug for MetricsApis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsApis").finish_non_exhaustive()
+    }
+}
+
+impl MetricsApis {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            custom_version: Mutex::new(None),
+            resources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| format!("invalid request {path}: {e}"))?;
+        self.client.request::<T>(request).await.map_err(|e| match e {
+            kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+            other => other.to_string(),
+        })
+    }
+
+    /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource
+    /// metrics API` on failure, as the HPA says).
+    pub async fn pod_metrics(&self, namespace: &str, selector: &str) -> Result<Vec<PodUsage>, String> {
+        let path = format!(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
+            query(&[("labelSelector", selector)])
+        );
+        let list: PodMetricsList = self
+            .get(&path)
+            .await
+            .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
+        let mut usages = Vec::with_capacity(list.items.len());
+        for m in list.items {
+            let name = m.metadata.name.clone().unwrap_or_default();
+            let window = m
+                .window
+                .as_deref()
+                .map(|w| {
+                    w.parse::<kube::core::Duration>()
+                        .map(Duration::from)
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::ZERO);
+            let containers = m
+                .containers
+                .iter()
+                .map(|c| ContainerUsage {
+                    name: c.name.clone(),
+                    usage: c
+                        .usage
+                        .iter()
+                        .filter_map(|(r, q)| milli_value(&q.0).ok().map(|v| (r.clone(), v)))
+                        .collect(),
+                })
+                .collect();
+            usages.push(PodUsage {
+                pod: name,
+                timestamp: m.timestamp.0,
+                window,
+                containers,
+            });
+        }
+        Ok(usages)
+    }
+
+    /// The served custom metrics version: v1beta2 when available.
+    async fn custom_metrics_version(&self) -> Result<String, String> {
+        if let Some((version, at)) = self.custom_version.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(version);
+        }
+        let group: APIGroup = self
+            .get("/apis/custom.metrics.k8s.io")
+            .await
+            .map_err(|e| format!("custom metrics API not available: {e}"))?;
+        let served: Vec<&str> = group.versions.iter().map(|v| v.version.as_str()).collect();
+        let version = if served.contains(&"v1beta2") {
+            "v1beta2"
+        } else if served.contains(&"v1beta1") {
+            "v1beta1"
+        } else {
+            return Err(format!(
+                "custom metrics API serves none of v1beta2, v1beta1 (serves {served:?})"
+            ));
+        };
+        *self.custom_version.lock().unwrap_or_else(|p| p.into_inner()) = Some((version.to_string(), Instant::now()));
+        Ok(version.to_string())
+    }
+
+    /// Values of a per-pod custom metric for the pods matching `selector`.
+    pub async fn pods_metric(
+        &self,
+        namespace: &str,
+        metric: &str,
+        selector: &str,
+        metric_selector: Option<&LabelSelector>,
+    ) -> Result<Vec<PodSample>, String> {
+        let version = self.custom_metrics_version().await?;
+        let metric_selector = selector_string(metric_selector)?;
+        let path = format!(
+            "/apis/custom.metrics.k8s.io/{version}/namespaces/{namespace}/pods/*/{}{}",
+            encode(metric),
+            query(&[("labelSelector", selector), ("metricLabelSelector", &metric_selector)])
+        );
+        let list: MetricValueList = self
+            .get(&path)
+            .await
+            .map_err(|e| format!("unable to fetch metrics from custom metrics API: {e}"))?;
+        if list.items.is_empty() {
+            return Err("no metrics returned from custom metrics API".into());
+        }
+        list.items
+            .into_iter()
+            .map(|v| {
+                let value = milli_value(&v.value.0).map_err(|e| e.to_string())?;
+                let window = v
+                    .window_seconds
+                    .map_or(DEFAULT_CUSTOM_METRIC_WINDOW, |s| Duration::from_secs(s.max(0) as u64));
+                Ok(PodSample {
+                    pod: v.described_object.name,
+                    value,
+                    timestamp: v.timestamp.0,
+                    window,
+                })
+            })
+            .collect()
+    }
+
+    /// The resource name (plural) of a kind, from discovery.
+    async fn resource_of(&self, reference: &CrossVersionObjectReference) -> Result<String, String> {
+        let api_version = reference.api_version.clone().unwrap_or_else(|| "v1".into());
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let key = (group.clone(), version.clone(), reference.kind.clone());
+        if let Some((plural, at)) = self
+            .resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(plural);
+        }
+        let gvk = GroupVersionKind::gvk(&group, &version, &reference.kind);
+        let (resource, _): (ApiResource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| format!("cannot find the resource of {} {api_version}: {e}", reference.kind))?;
+        self.resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (resource.plural.clone(), Instant::now()));
+        Ok(resource.plural)
+    }
+
+    /// The value of a custom metric describing one object.
+    pub async fn object_metric(
+        &self,
+        namespace: &str,
+        described: &CrossVersionObjectReference,
+        metric: &str,
+        metric_selector: Option<&LabelSelector>,
+    ) -> Result<i64, String> {
+        let version = self.custom_metrics_version().await?;
+        let metric_selector = selector_string(metric_selector)?;
+        let params = query(&[("metricLabelSelector", &metric_selector)]);
+        let path = if described.kind == "Namespace" {
+            format!(
+                "/apis/custom.metrics.k8s.io/{version}/namespaces/{}/metrics/{}{params}",
+                described.name,
+                encode(metric)
+            )
+        } else {
+            let resource = self.resource_of(described).await?;
+            format!(
+                "/apis/custom.metrics.k8s.io/{version}/namespaces/{namespace}/{resource}/{}/{}{params}",
+                described.name,
+                encode(metric)
+            )
+        };
+        let list: MetricValueList = self
+            .get(&path)
+            .await
+            .map_err(|e| format!("unable to fetch metrics from custom metrics API: {e}"))?;
+        let item = list
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no metrics returned from custom metrics API".to_string())?;
+        milli_value(&item.value.0).map_err(|e| e.to_string())
+    }
+
+    /// Every series of an external metric matching the selector.
+    pub async fn external_metric(
+        &self,
+        namespace: &str,
+        metric: &str,
+        selector: Option<&LabelSelector>,
+    ) -> Result<Vec<i64>, String> {
+        let selector = selector_string(selector)?;
+        let path = format!(
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{}{}",
+            encode(metric),
+            query(&[("labelSelector", &selector)])
+        );
+        let list: ExternalMetricValueList = self
+            .get(&path)
+            .await
+            .map_err(|e| format!("unable to fetch metrics from external metrics API: {e}"))?;
+        if list.items.is_empty() {
+            return Err("no metrics returned from external metrics API".into());
+        }
+        list.items
+            .iter()
+            .map(|v| milli_value(&v.value.0).map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_selectors_for_query_strings() {
+        assert_eq!(encode("app=web,tier in (a,b)"), "app%3Dweb%2Ctier%20in%20%28a%2Cb%29");
+        assert_eq!(
+            query(&[("labelSelector", "app=web"), ("metricLabelSelector", "")]),
+            "?labelSelector=app%3Dweb"
+        );
+        assert_eq!(query(&[("labelSelector", "")]), "");
+    }
+}

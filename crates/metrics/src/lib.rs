@@ -1,0 +1,106 @@
+//! Where ferroscale's metrics come from: the Kubernetes metrics APIs and Prometheus, behind one
+//! trait so the controller and its tests can swap them.
+
+pub mod kubernetes;
+pub mod prometheus;
+
+use std::sync::Arc;
+
+use ferroscale_api::{MetricSourceType, MetricSpec};
+use ferroscale_autoscaler::samples::resource_samples;
+use ferroscale_autoscaler::{Gathered, MetricValues};
+use futures::future::BoxFuture;
+
+pub use kubernetes::MetricsApis;
+pub use prometheus::Prometheus;
+
+/// Gathers the values of an Autoscaler's metrics for the core, one entry per metric.
+pub trait MetricsSource: Send + Sync {
+    /// `pod_selector` is the target's selector in string form.
+    fn gather<'a>(
+        &'a self,
+        namespace: &'a str,
+        metrics: &'a [MetricSpec],
+        pod_selector: &'a str,
+    ) -> BoxFuture<'a, Vec<Gathered>>;
+}
+
+/// The real sources.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub apis: Arc<MetricsApis>,
+    pub prometheus: Arc<Prometheus>,
+}
+
+impl MetricsSource for Sources {
+    fn gather<'a>(
+        &'a self,
+        namespace: &'a str,
+        metrics: &'a [MetricSpec],
+        pod_selector: &'a str,
+    ) -> BoxFuture<'a, Vec<Gathered>> {
+        Box::pin(async move {
+            // One PodMetrics list serves every resource metric of the Autoscaler.
+            let mut pod_metrics = None;
+            let mut gathered = Vec::with_capacity(metrics.len());
+            for m in metrics {
+                let value = match m.type_ {
+                    MetricSourceType::Resource | MetricSourceType::ContainerResource => {
+                        if pod_metrics.is_none() {
+                            pod_metrics = Some(self.apis.pod_metrics(namespace, pod_selector).await);
+                        }
+                        let (resource, container) = match (&m.resource, &m.container_resource) {
+                            (Some(r), _) if m.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
+                            (_, Some(c)) => (c.name.as_str(), Some(c.container.as_str())),
+                            _ => {
+                                gathered.push(Err("the metric names no resource".into()));
+                                continue;
+                            }
+                        };
+                        match pod_metrics.as_ref() {
+                            Some(Ok(raw)) => resource_samples(raw, resource, container).map(MetricValues::PerPod),
+                            Some(Err(e)) => Err(e.clone()),
+                            None => Err("no PodMetrics".into()),
+                        }
+                    }
+                    MetricSourceType::Pods => match &m.pods {
+                        Some(p) => self
+                            .apis
+                            .pods_metric(namespace, &p.metric.name, pod_selector, p.metric.selector.as_ref())
+                            .await
+                            .map(MetricValues::PerPod),
+                        None => Err("the metric has no pods member".into()),
+                    },
+                    MetricSourceType::Object => match &m.object {
+                        Some(o) => self
+                            .apis
+                            .object_metric(
+                                namespace,
+                                &o.described_object,
+                                &o.metric.name,
+                                o.metric.selector.as_ref(),
+                            )
+                            .await
+                            .map(MetricValues::Object),
+                        None => Err("the metric has no object member".into()),
+                    },
+                    MetricSourceType::External => match &m.external {
+                        Some(e) => self
+                            .apis
+                            .external_metric(namespace, &e.metric.name, e.metric.selector.as_ref())
+                            .await
+                            .map(MetricValues::External),
+                        None => Err("the metric has no external member".into()),
+                    },
+                    MetricSourceType::Prometheus => match &m.prometheus {
+                        Some(p) => self.prometheus.query(namespace, p).await.map(MetricValues::Prometheus),
+                        None => Err("the metric has no prometheus member".into()),
+                    },
+                    MetricSourceType::Unknown => Err("unknown metric source type".into()),
+                };
+                gathered.push(value);
+            }
+            gathered
+        })
+    }
+}
