@@ -1,5 +1,7 @@
-//! ferroscale's controllers, built on kube-runtime: [`podset`] keeps PodSets' pods running.
+//! ferroscale's controllers, built on kube-runtime: [`autoscaler`] scales targets as the HPA
+//! would, [`podset`] keeps PodSets' pods running.
 
+pub mod autoscaler;
 pub mod backoff;
 pub mod conditions;
 pub mod pod_cache;

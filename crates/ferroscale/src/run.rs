@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
-use ferroscale_api::PodSet;
+use ferroscale_api::{Autoscaler, PodSet};
+use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::podset::{self, expectations::Expectations};
+use ferroscale_metrics::{MetricsApis, Prometheus, Sources};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use tracing::info;
@@ -23,10 +25,21 @@ pub struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "podset",
+        default_value = "autoscaler,podset",
         env = "FERROSCALE_CONTROLLERS"
     )]
     controllers: Vec<ControllerKind>,
+    /// How often every Autoscaler is evaluated (Go duration); spec changes are acted on at once.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_SYNC_PERIOD")]
+    sync_period: std::time::Duration,
+    /// Prometheus for Prometheus metrics that name no serverAddress (e.g. http://prometheus.monitoring:9090).
+    #[arg(long, value_name = "URL", env = "FERROSCALE_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// How long a Prometheus query may take (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_PROMETHEUS_TIMEOUT")]
+    prometheus_timeout: std::time::Duration,
+    #[command(flatten)]
+    decision: crate::cli::DecisionArgs,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_NAMESPACE")]
     namespace: Option<String>,
@@ -40,6 +53,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ControllerKind {
+    /// Scales the targets of Autoscalers.
+    Autoscaler,
     /// Keeps PodSets' pods running.
     Podset,
 }
@@ -121,6 +136,45 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
         });
         tasks.spawn(podset::run(api, ctx, pod_events.clone(), shutdown.clone()));
+    }
+    if args.controllers.contains(&ControllerKind::Autoscaler) {
+        if args.sync_period.is_zero() {
+            anyhow::bail!("--sync-period must be longer than 0s");
+        }
+        if let Some(url) = &args.prometheus_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
+        }
+        let api: Api<Autoscaler> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let prometheus = Prometheus::new(
+            Some(client.clone()),
+            args.prometheus_url.clone(),
+            args.prometheus_timeout,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let sources = Sources {
+            apis: Arc::new(MetricsApis::new(client.clone())),
+            prometheus: Arc::new(prometheus),
+        };
+        let reporter = Reporter {
+            controller: "ferroscale-autoscaler".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let ctx = Arc::new(autoscaler::Context {
+            client: client.clone(),
+            pods: pods.clone(),
+            targets: autoscaler::target::Targets::new(client.clone()),
+            metrics: Arc::new(sources),
+            settings: args.decision.settings(),
+            sync_period: args.sync_period,
+            recorder: Recorder::new(client.clone(), reporter),
+            backoff: Backoff::default(),
+        });
+        tasks.spawn(autoscaler::run(api, ctx, shutdown.clone()));
     }
     info!(controllers = ?args.controllers, namespace = namespace.unwrap_or("(all)"), "ferroscale started");
     shutdown.await;

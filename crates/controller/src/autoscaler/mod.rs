@@ -1,0 +1,239 @@
+//! The Autoscaler controller: every sync period, and at once when an Autoscaler's spec
+//! changes, read the target's scale, gather the metrics, decide with the core, resize the
+//! target through `scale` when the core says so, and write status (history included) and events.
+
+pub mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferroscale_api::{Autoscaler, AutoscalerStatus};
+use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, scale_selector};
+use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
+use ferroscale_metrics::MetricsSource;
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::SelectorExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::backoff::Backoff;
+use target::Targets;
+
+/// Why a reconcile failed (other than through the Autoscaler's own conditions).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Autoscaler {0} has no namespace")]
+    NoNamespace(String),
+    #[error("writing the status of {0} failed: {1}")]
+    Status(String, #[source] kube::Error),
+    #[error("the pod cache stopped before it was filled")]
+    CacheStopped,
+}
+
+impl Error {
+    /// A bounded label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::NoNamespace(_) => "invalid",
+            Self::Status(..) => "status",
+            Self::CacheStopped => "cache",
+        }
+    }
+}
+
+/// What reconciles share.
+pub struct Context {
+    pub client: kube::Client,
+    pub pods: Store<Pod>,
+    pub targets: Targets,
+    pub metrics: Arc<dyn MetricsSource>,
+    pub settings: Settings,
+    pub sync_period: Duration,
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("sync_period", &self.sync_period)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pods of `namespace` the selector matches, from the shared cache.
+fn pods_of(store: &Store<Pod>, namespace: &str, selector: &kube::core::Selector) -> Vec<PodInfo> {
+    let empty = Default::default();
+    store
+        .state()
+        .iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty))
+        })
+        .map(|p| PodInfo::from(p.as_ref()))
+        .collect()
+}
+
+/// Whether the core will read metrics: not while scaling is disabled or the target is outside
+/// [min, max], when it only brings the count back.
+fn reads_metrics(autoscaler: &Autoscaler, current: i32) -> bool {
+    let min = autoscaler.spec.min_replicas_or_default();
+    !(current == 0 && min != 0) && current <= autoscaler.spec.max_replicas && current >= min
+}
+
+/// One evaluation of one Autoscaler.
+#[instrument(skip_all, fields(autoscaler = %autoscaler.name_any(), namespace = autoscaler.namespace().unwrap_or_default()))]
+pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = autoscaler.name_any();
+    let namespace = autoscaler.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let key = format!("{namespace}/{name}");
+    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
+    let now = Timestamp::now();
+    let generation = autoscaler.metadata.generation;
+    let previous = autoscaler.status.as_ref();
+
+    if let Err(problems) = autoscaler.spec.validate() {
+        let message = problems.to_string();
+        publish(&ctx, &autoscaler, true, "InvalidSpec", &message).await;
+        write_status(&ctx, &autoscaler, &invalid_spec(previous, generation, &message, now)).await?;
+        return Ok(Action::await_change());
+    }
+
+    let reference = &autoscaler.spec.scale_target_ref;
+    let scale = match ctx.targets.get_scale(&namespace, reference).await {
+        Ok(scale) => scale,
+        Err(error) => {
+            warn!(%error, "cannot read the target's scale");
+            publish(&ctx, &autoscaler, true, "FailedGetScale", &error).await;
+            write_status(&ctx, &autoscaler, &failed_get_scale(previous, generation, &error, now)).await?;
+            return Ok(Action::requeue(ctx.sync_period));
+        }
+    };
+    let scale = Scale {
+        spec_replicas: scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        status_replicas: scale.status.as_ref().map_or(0, |s| s.replicas),
+        selector: scale.status.as_ref().and_then(|s| s.selector.clone()),
+    };
+    let metrics = effective_metrics(&autoscaler.spec);
+    let (pods, gathered) = match scale_selector(&scale) {
+        Ok(selector) if reads_metrics(&autoscaler, scale.spec_replicas) => {
+            let pods = pods_of(&ctx.pods, &namespace, &selector);
+            let gathered = ctx
+                .metrics
+                .gather(&namespace, &metrics, scale.selector.as_deref().unwrap_or_default())
+                .await;
+            (pods, gathered)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    let input = Input {
+        spec: &autoscaler.spec,
+        status: previous,
+        generation,
+        scale: &scale,
+        pods: &pods,
+        metrics: &gathered,
+        now,
+        settings: &ctx.settings,
+    };
+    let mut decision: Decision = decide(&input);
+    if decision.rescale {
+        match ctx
+            .targets
+            .set_replicas(&namespace, reference, decision.desired_replicas)
+            .await
+        {
+            Ok(()) => info!(
+                from = decision.current_replicas,
+                to = decision.desired_replicas,
+                reason = decision.reason.as_deref().unwrap_or(""),
+                "rescaled"
+            ),
+            Err(error) => {
+                warn!(%error, "rescale failed");
+                decision.rescale_failed(previous, &error, Timestamp::now());
+            }
+        }
+    }
+    for event in &decision.events {
+        publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+    }
+    write_status(&ctx, &autoscaler, &decision.status).await?;
+    ctx.backoff.reset(&key);
+    Ok(Action::requeue(ctx.sync_period))
+}
+
+async fn write_status(ctx: &Context, autoscaler: &Autoscaler, status: &AutoscalerStatus) -> Result<(), Error> {
+    if autoscaler.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<Autoscaler> = Api::namespaced(ctx.client.clone(), &autoscaler.namespace().unwrap_or_default());
+    let patch = json!({"status": status});
+    api.patch_status(&autoscaler.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Error::Status(autoscaler.name_any(), e))?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
+    let type_ = if warning { EventType::Warning } else { EventType::Normal };
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Autoscale".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &autoscaler.object_ref(&())).await {
+        warn!(%error, reason, "could not record an event");
+    }
+}
+
+/// Failed status writes back off per Autoscaler; conditions carry every other failure.
+pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/{}",
+        autoscaler.namespace().unwrap_or_default(),
+        autoscaler.name_any()
+    );
+    warn!(autoscaler = key, category = error.category(), %error, "reconcile failed");
+    match error {
+        Error::NoNamespace(_) => Action::await_change(),
+        _ => Action::requeue(ctx.backoff.next(&key)),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. Only spec changes (a new generation) trigger
+/// a reconcile at once; the controller's own status writes do not, and every Autoscaler is
+/// evaluated again one sync period after the last evaluation.
+pub async fn run(
+    api: Api<Autoscaler>,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    let changes = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(changes, reader)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "autoscaler controller event");
+            }
+        })
+        .await;
+}

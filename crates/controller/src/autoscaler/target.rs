@@ -1,0 +1,114 @@
+//! The scale target: any kind whose API declares the `scale` subresource, found through
+//! discovery (cached), read and written only through `scale`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ferroscale_api::CrossVersionObjectReference;
+use k8s_openapi::api::autoscaling::v1::Scale;
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::core::discovery::ApiResource;
+use serde_json::json;
+
+/// Discovery answers are reused this long; failures are not cached, so a CRD installed later
+/// is found at the next evaluation.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+type Resolved = HashMap<(String, String, String), (ApiResource, Instant)>;
+
+/// Finds, reads and resizes scale targets.
+pub struct Targets {
+    client: Client,
+    resolved: Mutex<Resolved>,
+}
+
+impl std::fmt::Debug for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Targets").finish_non_exhaustive()
+    }
+}
+
+fn api_error(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
+    }
+}
+
+impl Targets {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            resolved: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The API resource of the reference's kind, if it has a `scale` subresource.
+    pub async fn resolve(&self, reference: &CrossVersionObjectReference) -> Result<ApiResource, String> {
+        let api_version = reference
+            .api_version
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .ok_or("scaleTargetRef has no apiVersion")?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let key = (group.to_string(), version.to_string(), reference.kind.clone());
+        if let Some((resource, at)) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(resource);
+        }
+        let gvk = GroupVersionKind::gvk(group, version, &reference.kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk).await.map_err(|e| {
+            format!(
+                "no kind {} is served in {api_version}: {}",
+                reference.kind,
+                api_error(e)
+            )
+        })?;
+        if !capabilities.subresources.iter().any(|(sub, _)| sub.plural == "scale") {
+            return Err(format!("{} {api_version} has no scale subresource", reference.kind));
+        }
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (resource.clone(), Instant::now()));
+        Ok(resource)
+    }
+
+    fn api(&self, namespace: &str, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, resource)
+    }
+
+    /// The target's current scale.
+    pub async fn get_scale(&self, namespace: &str, reference: &CrossVersionObjectReference) -> Result<Scale, String> {
+        let resource = self.resolve(reference).await?;
+        self.api(namespace, &resource)
+            .get_scale(&reference.name)
+            .await
+            .map_err(api_error)
+    }
+
+    /// Sets the target's replica count through `scale`.
+    pub async fn set_replicas(
+        &self,
+        namespace: &str,
+        reference: &CrossVersionObjectReference,
+        replicas: i32,
+    ) -> Result<(), String> {
+        let resource = self.resolve(reference).await?;
+        let patch = json!({"spec": {"replicas": replicas}});
+        self.api(namespace, &resource)
+            .patch_scale(&reference.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_error)?;
+        Ok(())
+    }
+}

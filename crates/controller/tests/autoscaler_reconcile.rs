@@ -1,0 +1,300 @@
+//! One Autoscaler reconcile against a fake API server and a fake metrics source: the scale
+//! read and write, the status patch and the events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ferroscale_api::{Autoscaler, MetricSpec};
+use ferroscale_autoscaler::{Gathered, MetricValues, PodSample, Settings};
+use ferroscale_controller::autoscaler::target::Targets;
+use ferroscale_controller::autoscaler::{Context, reconcile};
+use ferroscale_controller::backoff::Backoff;
+use ferroscale_metrics::MetricsSource;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+/// Answers every metric with the same per-pod CPU samples, or an error.
+struct FakeMetrics(Result<Vec<i64>, String>);
+
+impl MetricsSource for FakeMetrics {
+    fn gather<'a>(&'a self, _: &'a str, metrics: &'a [MetricSpec], _: &'a str) -> BoxFuture<'a, Vec<Gathered>> {
+        let now = jiff::Timestamp::now();
+        let one = move |values: &Vec<i64>| {
+            let samples = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| PodSample {
+                    pod: format!("web-{i}"),
+                    value: *v,
+                    timestamp: now,
+                    window: Duration::from_secs(30),
+                })
+                .collect();
+            Ok(MetricValues::PerPod(samples))
+        };
+        Box::pin(async move {
+            metrics
+                .iter()
+                .map(|_| self.0.as_ref().map_err(Clone::clone).and_then(one))
+                .collect()
+        })
+    }
+}
+
+fn autoscaler(target: &str, min: i32) -> Autoscaler {
+    serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler",
+        "metadata": {"name": "web", "namespace": "ns", "uid": "uid-a", "generation": 2},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": min, "maxReplicas": 10,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 30}}}]
+        },
+        "status": {"currentReplicas": 3, "desiredReplicas": 3, "recommendations": []}
+    }))
+    .unwrap()
+}
+
+fn pod(i: usize) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("web-{i}"), "namespace": "ns", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]},
+        "status": {"phase": "Running", "startTime": "2025-01-01T00:00:00Z",
+                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}
+    }))
+    .unwrap()
+}
+
+fn scale_json(replicas: i32) -> Value {
+    json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "ns"},
+           "spec": {"replicas": replicas}, "status": {"replicas": replicas, "selector": "app=web"}})
+}
+
+/// A cluster serving apps/v1 Deployments with a scale subresource; `refuse_scale` answers the
+/// scale update with a conflict.
+fn api(refuse_scale: bool) -> (kube::Client, Log) {
+    fake_api(move |method, path, body| {
+        if let Some(answer) = events_route(method, path, body) {
+            return answer;
+        }
+        match (method, path) {
+            ("GET", "/apis/apps/v1") => (
+                200,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+                    {"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment", "verbs": ["get", "list", "watch", "patch"]},
+                    {"name": "deployments/scale", "singularName": "", "namespaced": true, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}
+                ]}),
+            ),
+            ("GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale") => (200, scale_json(3)),
+            ("GET", "/apis/apps/v1/namespaces/ns/deployments/absent/scale") => {
+                status_error(404, "NotFound", "deployments.apps \"absent\" not found")
+            }
+            ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale") if refuse_scale => {
+                status_error(409, "Conflict", "the object has been modified")
+            }
+            ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale") => {
+                (200, scale_json(body["spec"]["replicas"].as_i64().unwrap() as i32))
+            }
+            ("PATCH", "/apis/ferroscale.dev/v1alpha1/namespaces/ns/autoscalers/web/status") => {
+                (200, serde_json::to_value(autoscaler("web", 1)).unwrap())
+            }
+            _ => status_error(404, "NotFound", "no route"),
+        }
+    })
+}
+
+fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
+    let mut writer = Writer::<Pod>::default();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for i in 0..3 {
+        writer.apply_watcher_event(&watcher::Event::InitApply(pod(i)));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    Arc::new(Context {
+        client: client.clone(),
+        pods: writer.as_reader(),
+        targets: Targets::new(client.clone()),
+        metrics: Arc::new(metrics),
+        settings: Settings::default(),
+        sync_period: Duration::from_secs(15),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "ferroscale".into(),
+                instance: None,
+            },
+        ),
+        backoff: Backoff::default(),
+    })
+}
+
+fn status_of(log: &Log) -> Value {
+    log.find("PATCH", "/autoscalers/web/status").last().unwrap().body["status"].clone()
+}
+
+fn condition(status: &Value, type_: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
+
+fn event_reasons(log: &Log) -> Vec<String> {
+    log.events()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn scales_the_target_through_its_scale_subresource() {
+    let (client, log) = api(false);
+    let action = reconcile(
+        Arc::new(autoscaler("web", 1)),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(15))
+    );
+    assert_eq!(
+        log.calls(),
+        vec![
+            "GET /apis/apps/v1",
+            "GET /apis/apps/v1/namespaces/ns/deployments/web/scale",
+            "PATCH /apis/apps/v1/namespaces/ns/deployments/web/scale",
+            "PATCH /apis/ferroscale.dev/v1alpha1/namespaces/ns/autoscalers/web/status"
+        ]
+    );
+    assert_eq!(
+        log.find("PATCH", "/deployments/web/scale")[0].body,
+        json!({"spec": {"replicas": 6}}),
+        "9 proposed, doubled at most"
+    );
+    let status = status_of(&log);
+    assert_eq!(
+        (status["currentReplicas"].as_i64(), status["desiredReplicas"].as_i64()),
+        (Some(3), Some(6))
+    );
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(
+        status["currentMetrics"][0]["resource"]["current"]["averageUtilization"],
+        90
+    );
+    assert_eq!(status["targets"], "cpu: 90%/30%");
+    assert_eq!(
+        status["recommendations"].as_array().unwrap().len(),
+        1,
+        "the proposal is recorded"
+    );
+    assert_eq!(
+        condition(&status, "AbleToScale"),
+        ("True".into(), "SucceededRescale".into())
+    );
+    assert_eq!(
+        condition(&status, "ScalingLimited"),
+        ("True".into(), "ScaleUpLimit".into())
+    );
+    assert_eq!(event_reasons(&log), vec!["SuccessfulRescale"]);
+}
+
+#[tokio::test]
+async fn a_missing_target_is_reported_and_nothing_changes() {
+    let (client, log) = api(false);
+    reconcile(
+        Arc::new(autoscaler("absent", 1)),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await
+    .unwrap();
+    assert!(log.find("PATCH", "/scale").is_empty());
+    let status = status_of(&log);
+    assert_eq!(
+        condition(&status, "AbleToScale"),
+        ("False".into(), "FailedGetScale".into())
+    );
+    assert_eq!(status["desiredReplicas"], 3, "the rest of status is kept");
+    assert_eq!(event_reasons(&log), vec!["FailedGetScale"]);
+}
+
+#[tokio::test]
+async fn a_failed_metric_never_scales() {
+    let (client, log) = api(false);
+    reconcile(
+        Arc::new(autoscaler("web", 1)),
+        context(
+            client,
+            FakeMetrics(Err("no metrics returned from resource metrics API".into())),
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(log.find("PATCH", "/scale").is_empty());
+    let status = status_of(&log);
+    assert_eq!(
+        condition(&status, "ScalingActive"),
+        ("False".into(), "FailedGetResourceMetric".into())
+    );
+    assert_eq!(
+        event_reasons(&log),
+        vec!["FailedGetResourceMetric", "FailedComputeMetricsReplicas"]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_rescale_is_reported_without_a_scale_event() {
+    let (client, log) = api(true);
+    let mut with_behavior = autoscaler("web", 1);
+    with_behavior.spec.behavior = Some(Default::default());
+    reconcile(
+        Arc::new(with_behavior),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await
+    .unwrap();
+    let status = status_of(&log);
+    assert_eq!(
+        condition(&status, "AbleToScale"),
+        ("False".into(), "FailedUpdateScale".into())
+    );
+    assert_eq!(status["desiredReplicas"], 3);
+    assert_eq!(
+        status["scaleUpEvents"],
+        Value::Null,
+        "no rescale happened, none is recorded"
+    );
+    assert_eq!(event_reasons(&log), vec!["FailedRescale"]);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_waits_for_a_change() {
+    let (client, log) = api(false);
+    let mut invalid = autoscaler("web", 1);
+    invalid.spec.min_replicas = Some(0);
+    let action = reconcile(Arc::new(invalid), context(client, FakeMetrics(Ok(vec![]))))
+        .await
+        .unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    assert!(log.find("GET", "/scale").is_empty());
+    let status = status_of(&log);
+    let (state, reason) = condition(&status, "ScalingActive");
+    assert_eq!((state.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert_eq!(event_reasons(&log), vec!["InvalidSpec"]);
+}
