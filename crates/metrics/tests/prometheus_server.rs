@@ -4,15 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferroscale_api::{MetricTarget, MetricTargetType, PrometheusMetricSource, SecretRef};
 use ferroscale_metrics::Prometheus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+#[path = "../../../tests/support/prometheus.rs"]
+mod support;
+use support::{Exporter, PrometheusServer, free_port, prometheus_installed, serve};
 
 fn source(server: &str, query: &str) -> PrometheusMetricSource {
     PrometheusMetricSource {
@@ -28,107 +28,14 @@ fn source(server: &str, query: &str) -> PrometheusMetricSource {
     }
 }
 
-/// Serves `body(request)` to every HTTP request on a local port; returns the port.
-async fn serve(respond: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let respond = Arc::new(respond);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let respond = respond.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                // None: accept and never answer (for timeouts).
-                let Some(body) = respond(&request) else {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    return;
-                };
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    port
-}
-
-struct Server(Child, std::path::PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether Prometheus is installed; in CI its absence is a failure, not a skip.
-fn prometheus_installed() -> bool {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus is not installed; .ci/run installs Debian's prometheus package"
-        );
-        println!("skipped: the prometheus binary is not installed (apt-get install prometheus)");
-    }
-    found
-}
-
-fn start_prometheus(exporter_port: u16) -> (Server, String) {
-    let dir = std::env::temp_dir().join(format!("ferroscale-prometheus-{}-{exporter_port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: test\n  static_configs:\n  - targets: ['127.0.0.1:{exporter_port}']\n"
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Server(child, dir), format!("http://127.0.0.1:{port}"))
-}
-
 #[tokio::test]
 async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
     if !prometheus_installed() {
         return;
     }
-    let load = Arc::new(AtomicU64::new(12.5f64.to_bits()));
-    let exported = load.clone();
-    let exporter = serve(move |_| {
-        let value = f64::from_bits(exported.load(Ordering::SeqCst));
-        Some(format!(
-            "# TYPE e2e_load gauge\ne2e_load {value}\n# TYPE pair gauge\npair{{n=\"1\"}} 1\npair{{n=\"2\"}} 2\n"
-        ))
-    })
-    .await;
-    let (_server, url) = start_prometheus(exporter);
+    let exporter = Exporter::start(12.5).await;
+    let server = PrometheusServer::start(exporter.port);
+    let url = server.url.clone();
     let prometheus = Prometheus::new(None, Some(url.clone()), Duration::from_secs(5)).unwrap();
 
     // Wait (bounded) until Prometheus is up and has scraped the exporter once.
@@ -146,7 +53,7 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
     assert_eq!(first, 12_500);
 
     // The value follows the exporter.
-    load.store(40.0f64.to_bits(), Ordering::SeqCst);
+    exporter.set(40.0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let v = prometheus.query("ns", &source(&url, "sum(e2e_load)")).await.unwrap();
