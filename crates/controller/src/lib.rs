@@ -6,3 +6,4 @@ pub mod backoff;
 pub mod conditions;
 pub mod pod_cache;
 pub mod podset;
+pub mod telemetry;

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use common::*;
 use ferroscale_api::{Autoscaler, MetricSpec};
-use ferroscale_autoscaler::{Gathered, MetricValues, PodSample, Settings};
+use ferroscale_autoscaler::{MetricValues, PodSample, Settings};
 use ferroscale_controller::autoscaler::target::Targets;
 use ferroscale_controller::autoscaler::{Context, reconcile};
 use ferroscale_controller::backoff::Backoff;
-use ferroscale_metrics::MetricsSource;
+use ferroscale_controller::telemetry::Telemetry;
+use ferroscale_metrics::{Fetched, MetricsSource};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::{Recorder, Reporter};
@@ -26,7 +27,7 @@ use serde_json::{Value, json};
 struct FakeMetrics(Result<Vec<i64>, String>);
 
 impl MetricsSource for FakeMetrics {
-    fn gather<'a>(&'a self, _: &'a str, metrics: &'a [MetricSpec], _: &'a str) -> BoxFuture<'a, Vec<Gathered>> {
+    fn gather<'a>(&'a self, _: &'a str, metrics: &'a [MetricSpec], _: &'a str) -> BoxFuture<'a, Vec<Fetched>> {
         let now = jiff::Timestamp::now();
         let one = move |values: &Vec<i64>| {
             let samples = values
@@ -44,7 +45,10 @@ impl MetricsSource for FakeMetrics {
         Box::pin(async move {
             metrics
                 .iter()
-                .map(|_| self.0.as_ref().map_err(Clone::clone).and_then(one))
+                .map(|_| Fetched {
+                    value: self.0.as_ref().map_err(Clone::clone).and_then(one),
+                    elapsed: Duration::ZERO,
+                })
                 .collect()
         })
     }
@@ -134,6 +138,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
             },
         ),
         backoff: Backoff::default(),
+        telemetry: Arc::new(Telemetry::empty()),
     })
 }
 

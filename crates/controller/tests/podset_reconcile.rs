@@ -13,6 +13,7 @@ use ferroscale_api::PodSet;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::podset::expectations::Expectations;
 use ferroscale_controller::podset::{Context, reconcile};
+use ferroscale_controller::telemetry::Telemetry;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -66,6 +67,7 @@ fn context(client: kube::Client, pods: Vec<Pod>) -> (Arc<Context>, Writer<Pod>) 
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),
+        telemetry: Arc::new(Telemetry::empty()),
     };
     (Arc::new(ctx), writer)
 }
@@ -241,6 +243,7 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),
+        telemetry: Arc::new(Telemetry::empty()),
     });
     let waiting = tokio::time::timeout(
         std::time::Duration::from_secs(60),

@@ -1,5 +1,6 @@
 //! The `ferroscale` binary.
 
+mod admin;
 mod cli;
 mod explain;
 mod gather;

@@ -8,6 +8,13 @@ use ferroscale_api::{Autoscaler, PodSet};
 use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::pod_cache;
+use ferroscale_controller::telemetry::Telemetry;
+use kube_lease_manager::LeaseManagerBuilder;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::admin::Admin;
 use ferroscale_controller::podset::{self, expectations::Expectations};
 use ferroscale_metrics::{MetricsApis, Prometheus, Sources};
 use kube::runtime::events::{Recorder, Reporter};
@@ -15,7 +22,7 @@ use kube::{Api, Client};
 use tracing::info;
 
 /// How long reconciles in flight may take to finish after a shutdown signal.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Flags of `ferroscale run`; each has an environment variable fallback.
 #[derive(Debug, Args)]
@@ -40,6 +47,29 @@ pub struct RunArgs {
     prometheus_timeout: std::time::Duration,
     #[command(flatten)]
     decision: crate::cli::DecisionArgs,
+    /// Address of the admin server (/metrics, /livez, /readyz).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "FERROSCALE_ADMIN_ADDR"
+    )]
+    admin_addr: std::net::SocketAddr,
+    /// Run the controllers only while holding a Lease, so that several replicas can run and
+    /// one acts.
+    #[arg(long, env = "FERROSCALE_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ferroscale",
+        env = "FERROSCALE_LEADER_ELECTION_LEASE"
+    )]
+    leader_election_lease: String,
+    /// Namespace of the Lease (default: the operator's own, from POD_NAMESPACE, else `default`).
+    #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_NAMESPACE")]
     namespace: Option<String>,
@@ -110,33 +140,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     runtime.block_on(operate(args))
 }
 
+/// This process's name in events and the Lease: the pod's name when run in a cluster.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| format!("ferroscale-{}", std::process::id()))
+}
+
 async fn operate(args: RunArgs) -> Result<()> {
-    let client = Client::try_default()
-        .await
-        .context("cannot reach the Kubernetes API (tried KUBECONFIG, ~/.kube/config and the in-cluster config)")?;
-    let namespace = args.namespace.as_deref();
-    let (pods, pod_events, pod_watch) = pod_cache::watch(pod_cache::api(client.clone(), namespace));
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
-    let watch_task = tokio::spawn(pod_watch);
-    let mut tasks = tokio::task::JoinSet::new();
-    if args.controllers.contains(&ControllerKind::Podset) {
-        let api: Api<PodSet> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let reporter = Reporter {
-            controller: "ferroscale-podset".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        let ctx = Arc::new(podset::Context {
-            client: client.clone(),
-            pods: pods.clone(),
-            expectations: Expectations::default(),
-            recorder: Recorder::new(client.clone(), reporter),
-            backoff: Backoff::default(),
-        });
-        tasks.spawn(podset::run(api, ctx, pod_events.clone(), shutdown.clone()));
-    }
     if args.controllers.contains(&ControllerKind::Autoscaler) {
         if args.sync_period.is_zero() {
             anyhow::bail!("--sync-period must be longer than 0s");
@@ -146,7 +155,103 @@ async fn operate(args: RunArgs) -> Result<()> {
         {
             anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
         }
-        let api: Api<Autoscaler> = match namespace {
+    }
+    let client = Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (tried KUBECONFIG, ~/.kube/config and the in-cluster config)")?;
+    let namespace = args.namespace.clone();
+
+    let mut registry = Registry::default();
+    let telemetry = Arc::new(Telemetry::new(&mut registry));
+    let admin = Arc::new(Admin {
+        registry,
+        ready: AtomicBool::new(false),
+    });
+    let admin_server = tokio::spawn(crate::admin::bind(args.admin_addr, admin.clone()).await?);
+
+    // The pod cache runs on every replica, so a standby is ready to take over at once.
+    let (pods, pod_events, pod_watch) = pod_cache::watch(pod_cache::api(client.clone(), namespace.as_deref()));
+    let watch_task = tokio::spawn(pod_watch);
+    let readiness = {
+        let (pods, admin) = (pods.clone(), admin.clone());
+        tokio::spawn(async move {
+            if pods.wait_until_ready().await.is_ok() {
+                admin.ready.store(true, Ordering::SeqCst);
+                info!("pod cache synced");
+            }
+        })
+    };
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
+
+    // With leader election, wait for the Lease before acting; losing it ends the process so
+    // that Kubernetes restarts it as a standby.
+    let mut leadership = None;
+    if args.leader_elect {
+        let lease_namespace = args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.leader_election_lease)
+            .with_namespace(&lease_namespace)
+            .with_identity(identity())
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot set up leader election on Lease {lease_namespace}/{}",
+                    args.leader_election_lease
+                )
+            })?;
+        let (mut leading, lease_task) = manager.watch().await;
+        info!(lease = %args.leader_election_lease, namespace = %lease_namespace, identity = %identity(), "waiting for leadership");
+        loop {
+            if *leading.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = leading.changed() => {
+                    if changed.is_err() {
+                        anyhow::bail!("leader election stopped before this replica became the leader");
+                    }
+                }
+                _ = shutdown.clone() => {
+                    drop(leading);
+                    let _ = lease_task.await;
+                    watch_task.abort();
+                    admin_server.abort();
+                    return Ok(());
+                }
+            }
+        }
+        info!("became the leader");
+        leadership = Some((leading, lease_task));
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if args.controllers.contains(&ControllerKind::Podset) {
+        let api: Api<PodSet> = match namespace.as_deref() {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let reporter = Reporter {
+            controller: "ferroscale-podset".into(),
+            instance: Some(identity()),
+        };
+        let ctx = Arc::new(podset::Context {
+            client: client.clone(),
+            pods: pods.clone(),
+            expectations: Expectations::default(),
+            recorder: Recorder::new(client.clone(), reporter),
+            backoff: Backoff::default(),
+            telemetry: telemetry.clone(),
+        });
+        tasks.spawn(podset::run(api, ctx, pod_events.clone(), shutdown.clone()));
+    }
+    if args.controllers.contains(&ControllerKind::Autoscaler) {
+        let api: Api<Autoscaler> = match namespace.as_deref() {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
@@ -162,7 +267,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         };
         let reporter = Reporter {
             controller: "ferroscale-autoscaler".into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(identity()),
         };
         let ctx = Arc::new(autoscaler::Context {
             client: client.clone(),
@@ -173,16 +278,48 @@ async fn operate(args: RunArgs) -> Result<()> {
             sync_period: args.sync_period,
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
+            telemetry: telemetry.clone(),
         });
         tasks.spawn(autoscaler::run(api, ctx, shutdown.clone()));
     }
-    info!(controllers = ?args.controllers, namespace = namespace.unwrap_or("(all)"), "ferroscale started");
-    shutdown.await;
-    info!("shutting down: finishing reconciles in flight");
+    info!(controllers = ?args.controllers, namespace = namespace.as_deref().unwrap_or("(all)"), "ferroscale started");
+
+    let lost = async {
+        match leadership.as_mut() {
+            Some((leading, _)) => loop {
+                if leading.changed().await.is_err() || !*leading.borrow() {
+                    return;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let mut result = Ok(());
+    tokio::select! {
+        _ = shutdown.clone() => info!("shutting down: finishing reconciles in flight"),
+        _ = lost => {
+            tracing::error!("lost leadership; stopping so that another replica takes over");
+            result = Err(anyhow::anyhow!("lost the leader election Lease"));
+        }
+    }
+    // A lost Lease leaves the controllers running until they see the shutdown too: stop them.
+    if result.is_err() {
+        tasks.abort_all();
+    }
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
     }
+    if let Some((leading, lease_task)) = leadership {
+        // Closing the channel releases the Lease, so a standby takes over at once.
+        drop(leading);
+        match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+            Ok(Ok(Ok(_))) => info!("released the leader election Lease"),
+            _ => tracing::warn!("could not release the Lease; it expires on its own"),
+        }
+    }
+    readiness.abort();
     watch_task.abort();
-    Ok(())
+    admin_server.abort();
+    result
 }

@@ -5,6 +5,7 @@ pub mod kubernetes;
 pub mod prometheus;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ferroscale_api::{MetricSourceType, MetricSpec};
 use ferroscale_autoscaler::samples::resource_samples;
@@ -14,6 +15,13 @@ use futures::future::BoxFuture;
 pub use kubernetes::MetricsApis;
 pub use prometheus::Prometheus;
 
+/// One metric's values, and how long reading them took.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub value: Gathered,
+    pub elapsed: Duration,
+}
+
 /// Gathers the values of an Autoscaler's metrics for the core, one entry per metric.
 pub trait MetricsSource: Send + Sync {
     /// `pod_selector` is the target's selector in string form.
@@ -22,7 +30,7 @@ pub trait MetricsSource: Send + Sync {
         namespace: &'a str,
         metrics: &'a [MetricSpec],
         pod_selector: &'a str,
-    ) -> BoxFuture<'a, Vec<Gathered>>;
+    ) -> BoxFuture<'a, Vec<Fetched>>;
 }
 
 /// The real sources.
@@ -38,12 +46,13 @@ impl MetricsSource for Sources {
         namespace: &'a str,
         metrics: &'a [MetricSpec],
         pod_selector: &'a str,
-    ) -> BoxFuture<'a, Vec<Gathered>> {
+    ) -> BoxFuture<'a, Vec<Fetched>> {
         Box::pin(async move {
             // One PodMetrics list serves every resource metric of the Autoscaler.
             let mut pod_metrics = None;
             let mut gathered = Vec::with_capacity(metrics.len());
             for m in metrics {
+                let start = Instant::now();
                 let value = match m.type_ {
                     MetricSourceType::Resource | MetricSourceType::ContainerResource => {
                         if pod_metrics.is_none() {
@@ -53,7 +62,10 @@ impl MetricsSource for Sources {
                             (Some(r), _) if m.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
                             (_, Some(c)) => (c.name.as_str(), Some(c.container.as_str())),
                             _ => {
-                                gathered.push(Err("the metric names no resource".into()));
+                                gathered.push(Fetched {
+                                    value: Err("the metric names no resource".into()),
+                                    elapsed: start.elapsed(),
+                                });
                                 continue;
                             }
                         };
@@ -98,7 +110,10 @@ impl MetricsSource for Sources {
                     },
                     MetricSourceType::Unknown => Err("unknown metric source type".into()),
                 };
-                gathered.push(value);
+                gathered.push(Fetched {
+                    value,
+                    elapsed: start.elapsed(),
+                });
             }
             gathered
         })

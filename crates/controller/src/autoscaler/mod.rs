@@ -11,7 +11,7 @@ use ferroscale_api::{Autoscaler, AutoscalerStatus};
 use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, scale_selector};
 use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
 use ferroscale_metrics::MetricsSource;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
@@ -25,6 +25,7 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
+use crate::telemetry::Telemetry;
 use target::Targets;
 
 /// Why a reconcile failed (other than through the Autoscaler's own conditions).
@@ -59,6 +60,7 @@ pub struct Context {
     pub sync_period: Duration,
     pub recorder: Recorder,
     pub backoff: Backoff,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl std::fmt::Debug for Context {
@@ -97,6 +99,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let name = autoscaler.name_any();
     let namespace = autoscaler.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
+    let _timer = ctx.telemetry.reconcile_timer("autoscaler");
     ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
     let now = Timestamp::now();
     let generation = autoscaler.metadata.generation;
@@ -128,11 +131,14 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let (pods, gathered) = match scale_selector(&scale) {
         Ok(selector) if reads_metrics(&autoscaler, scale.spec_replicas) => {
             let pods = pods_of(&ctx.pods, &namespace, &selector);
-            let gathered = ctx
+            let fetched = ctx
                 .metrics
                 .gather(&namespace, &metrics, scale.selector.as_deref().unwrap_or_default())
                 .await;
-            (pods, gathered)
+            for (spec, f) in metrics.iter().zip(&fetched) {
+                ctx.telemetry.metric_fetched(spec.type_, f.elapsed, f.value.is_ok());
+            }
+            (pods, fetched.into_iter().map(|f| f.value).collect::<Vec<_>>())
         }
         _ => (Vec::new(), Vec::new()),
     };
@@ -165,6 +171,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             }
         }
     }
+    ctx.telemetry.decided(&autoscaler, &metrics, &decision);
     for event in &decision.events {
         publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
     }
@@ -207,6 +214,7 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
         autoscaler.name_any()
     );
     warn!(autoscaler = key, category = error.category(), %error, "reconcile failed");
+    ctx.telemetry.reconcile_failed("autoscaler", error.category());
     match error {
         Error::NoNamespace(_) => Action::await_change(),
         _ => Action::requeue(ctx.backoff.next(&key)),
@@ -222,9 +230,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
+    let telemetry = ctx.telemetry.clone();
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        .inspect_ok(move |event| {
+            // A deleted Autoscaler is never reconciled again: drop its gauges here.
+            if let watcher::Event::Delete(a) = event {
+                telemetry.forget(a, &effective_metrics(&a.spec));
+            }
+        })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     Controller::for_stream(changes, reader)

@@ -26,6 +26,7 @@ use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::conditions::set_condition;
+use crate::telemetry::Telemetry;
 use expectations::{Expectations, Seen};
 use plan::{InvalidSpec, Plan, plan};
 
@@ -68,6 +69,7 @@ pub struct Context {
     pub expectations: Expectations,
     pub recorder: Recorder,
     pub backoff: Backoff,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl std::fmt::Debug for Context {
@@ -95,6 +97,7 @@ pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action,
     let name = podset.name_any();
     let namespace = podset.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
+    let _timer = ctx.telemetry.reconcile_timer("podset");
     // Counting pods before the cache has listed them all would create a full set again.
     ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
     if podset.metadata.deletion_timestamp.is_some() {
@@ -279,6 +282,7 @@ async fn publish(ctx: &Context, podset: &PodSet, type_: EventType, reason: &str,
 pub fn error_policy(podset: Arc<PodSet>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = format!("{}/{}", podset.namespace().unwrap_or_default(), podset.name_any());
     warn!(podset = key, category = error.category(), %error, "reconcile failed");
+    ctx.telemetry.reconcile_failed("podset", error.category());
     match error {
         Error::NoNamespace(_) => Action::await_change(),
         _ => Action::requeue(ctx.backoff.next(&key)),

@@ -1,0 +1,352 @@
+//! The operator's own metrics (prometheus-client, served as OpenMetrics on /metrics). Labels
+//! are bounded: controller names, error categories, directions and metric source types, plus
+//! the namespace and name of each Autoscaler for its state gauges (as kube-state-metrics labels
+//! HPAs).
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use ferroscale_api::{Autoscaler, MetricSourceType, MetricSpec};
+use ferroscale_autoscaler::Decision;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: &'static str,
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AutoscalerLabels {
+    pub namespace: String,
+    pub autoscaler: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MetricLabels {
+    pub namespace: String,
+    pub autoscaler: String,
+    /// The metric's name (resource name, metric name or `query`), bounded by the spec.
+    pub metric_name: String,
+    pub metric_target_type: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the operator exports.
+#[derive(Debug)]
+pub struct Telemetry {
+    pub reconciles: Family<ControllerLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
+    pub scale_actions: Family<DirectionLabels, Counter>,
+    pub metric_fetch_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    pub metric_fetch_errors: Family<SourceLabels, Counter>,
+    pub current_replicas: Family<AutoscalerLabels, Gauge>,
+    pub desired_replicas: Family<AutoscalerLabels, Gauge>,
+    pub min_replicas: Family<AutoscalerLabels, Gauge>,
+    pub max_replicas: Family<AutoscalerLabels, Gauge>,
+    pub metric_value: Family<MetricLabels, FloatGauge>,
+    pub metric_target: Family<MetricLabels, FloatGauge>,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+impl Telemetry {
+    /// Creates the metrics and registers them under `ferroscale_`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let t = Self::empty();
+        let r = registry.sub_registry_with_prefix("ferroscale");
+        r.register("reconciles", "Reconciles run, by controller", t.reconciles.clone());
+        r.register(
+            "reconcile_errors",
+            "Reconciles that failed, by controller and error category",
+            t.reconcile_errors.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile, by controller",
+            t.reconcile_duration.clone(),
+        );
+        r.register(
+            "scale_actions",
+            "Targets rescaled, by direction",
+            t.scale_actions.clone(),
+        );
+        r.register(
+            "metric_fetch_duration_seconds",
+            "Time spent reading one metric, by source type",
+            t.metric_fetch_duration.clone(),
+        );
+        r.register(
+            "metric_fetch_errors",
+            "Metric reads that failed, by source type",
+            t.metric_fetch_errors.clone(),
+        );
+        r.register(
+            "autoscaler_current_replicas",
+            "The target's replica count when last evaluated",
+            t.current_replicas.clone(),
+        );
+        r.register(
+            "autoscaler_desired_replicas",
+            "The replica count the Autoscaler decided on",
+            t.desired_replicas.clone(),
+        );
+        r.register("autoscaler_min_replicas", "spec.minReplicas", t.min_replicas.clone());
+        r.register("autoscaler_max_replicas", "spec.maxReplicas", t.max_replicas.clone());
+        r.register(
+            "autoscaler_metric_value",
+            "Each metric's current value, in the form of its target",
+            t.metric_value.clone(),
+        );
+        r.register(
+            "autoscaler_metric_target",
+            "Each metric's target value",
+            t.metric_target.clone(),
+        );
+        t
+    }
+
+    /// Metrics registered nowhere, for tests.
+    pub fn empty() -> Self {
+        Self {
+            reconciles: Family::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            scale_actions: Family::default(),
+            metric_fetch_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            metric_fetch_errors: Family::default(),
+            current_replicas: Family::default(),
+            desired_replicas: Family::default(),
+            min_replicas: Family::default(),
+            max_replicas: Family::default(),
+            metric_value: Family::default(),
+            metric_target: Family::default(),
+        }
+    }
+
+    /// Starts timing a reconcile; the duration is recorded when the timer drops.
+    pub fn reconcile_timer(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        self.reconciles.get_or_create(&ControllerLabels { controller }).inc();
+        ReconcileTimer {
+            telemetry: self,
+            controller,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn reconcile_failed(&self, controller: &'static str, category: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { controller, category })
+            .inc();
+    }
+
+    pub fn metric_fetched(&self, source: MetricSourceType, elapsed: Duration, ok: bool) {
+        let labels = SourceLabels {
+            source: source_label(source),
+        };
+        self.metric_fetch_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if !ok {
+            self.metric_fetch_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Records a decision: scale actions and the Autoscaler's state gauges.
+    pub fn decided(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec], decision: &Decision) {
+        if decision.rescale {
+            let direction = if decision.desired_replicas > decision.current_replicas {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
+            self.scale_actions.get_or_create(&DirectionLabels { direction }).inc();
+        }
+        let labels = autoscaler_labels(autoscaler);
+        self.current_replicas
+            .get_or_create(&labels)
+            .set(i64::from(decision.current_replicas));
+        self.desired_replicas
+            .get_or_create(&labels)
+            .set(i64::from(decision.desired_replicas));
+        self.min_replicas
+            .get_or_create(&labels)
+            .set(i64::from(autoscaler.spec.min_replicas_or_default()));
+        self.max_replicas
+            .get_or_create(&labels)
+            .set(i64::from(autoscaler.spec.max_replicas));
+        for (spec, outcome) in metrics.iter().zip(&decision.metrics) {
+            let Some((name, target_type, target)) = target_of(spec) else {
+                continue;
+            };
+            let metric = MetricLabels {
+                namespace: labels.namespace.clone(),
+                autoscaler: labels.autoscaler.clone(),
+                metric_name: name,
+                metric_target_type: target_type,
+            };
+            if let Some(target) = target {
+                self.metric_target.get_or_create(&metric).set(target);
+            }
+            match outcome.proposal.as_ref() {
+                Some(p) => {
+                    let value = match (target_type, p.utilization) {
+                        ("utilization", Some(u)) => f64::from(u),
+                        _ => p.value as f64 / 1000.0,
+                    };
+                    self.metric_value.get_or_create(&metric).set(value);
+                }
+                None => {
+                    self.metric_value.remove(&metric);
+                }
+            }
+        }
+    }
+
+    /// Drops the gauges of a deleted Autoscaler.
+    pub fn forget(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec]) {
+        let labels = autoscaler_labels(autoscaler);
+        for family in [
+            &self.current_replicas,
+            &self.desired_replicas,
+            &self.min_replicas,
+            &self.max_replicas,
+        ] {
+            family.remove(&labels);
+        }
+        for spec in metrics {
+            if let Some((name, target_type, _)) = target_of(spec) {
+                let metric = MetricLabels {
+                    namespace: labels.namespace.clone(),
+                    autoscaler: labels.autoscaler.clone(),
+                    metric_name: name,
+                    metric_target_type: target_type,
+                };
+                self.metric_value.remove(&metric);
+                self.metric_target.remove(&metric);
+            }
+        }
+    }
+}
+
+/// Records the reconcile's duration when dropped.
+#[derive(Debug)]
+pub struct ReconcileTimer<'a> {
+    telemetry: &'a Telemetry,
+    controller: &'static str,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.telemetry
+            .reconcile_duration
+            .get_or_create(&ControllerLabels {
+                controller: self.controller,
+            })
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+fn autoscaler_labels(a: &Autoscaler) -> AutoscalerLabels {
+    AutoscalerLabels {
+        namespace: a.metadata.namespace.clone().unwrap_or_default(),
+        autoscaler: a.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+pub fn source_label(source: MetricSourceType) -> &'static str {
+    match source {
+        MetricSourceType::Resource => "resource",
+        MetricSourceType::ContainerResource => "container_resource",
+        MetricSourceType::Pods => "pods",
+        MetricSourceType::Object => "object",
+        MetricSourceType::External => "external",
+        MetricSourceType::Prometheus => "prometheus",
+        MetricSourceType::Unknown => "unknown",
+    }
+}
+
+/// The metric's name, its target type label, and the target as a number.
+fn target_of(spec: &MetricSpec) -> Option<(String, &'static str, Option<f64>)> {
+    let (name, target) = match spec.type_ {
+        MetricSourceType::Resource => spec.resource.as_ref().map(|r| (r.name.clone(), &r.target))?,
+        MetricSourceType::ContainerResource => spec
+            .container_resource
+            .as_ref()
+            .map(|c| (format!("{}/{}", c.container, c.name), &c.target))?,
+        MetricSourceType::Pods => spec.pods.as_ref().map(|p| (p.metric.name.clone(), &p.target))?,
+        MetricSourceType::Object => spec.object.as_ref().map(|o| (o.metric.name.clone(), &o.target))?,
+        MetricSourceType::External => spec.external.as_ref().map(|e| (e.metric.name.clone(), &e.target))?,
+        MetricSourceType::Prometheus => spec.prometheus.as_ref().map(|p| (p.query.clone(), &p.target))?,
+        MetricSourceType::Unknown => return None,
+    };
+    let number = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        q.as_ref()
+            .and_then(|q| ferroscale_api::quantity::ParsedQuantity::parse(&q.0).ok())
+            .map(|q| q.as_f64())
+    };
+    Some(match (target.average_value.as_ref(), target.average_utilization) {
+        (Some(_), _) => (name, "average_value", number(&target.average_value)),
+        (None, Some(u)) => (name, "utilization", Some(f64::from(u))),
+        _ => (name, "value", number(&target.value)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn exposes_openmetrics_with_bounded_labels() {
+        let mut registry = Registry::default();
+        let t = Telemetry::new(&mut registry);
+        {
+            let _timer = t.reconcile_timer("autoscaler");
+        }
+        t.reconcile_failed("podset", "create");
+        t.metric_fetched(MetricSourceType::Prometheus, Duration::from_millis(20), false);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for line in [
+            "ferroscale_reconciles_total{controller=\"autoscaler\"} 1",
+            "ferroscale_reconcile_errors_total{controller=\"podset\",category=\"create\"} 1",
+            "ferroscale_metric_fetch_errors_total{source=\"prometheus\"} 1",
+            "ferroscale_reconcile_duration_seconds_count{controller=\"autoscaler\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
