@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds explain-samples bench demo ci
+.PHONY: help build test lint fmt crds chart-lint e2e explain-samples bench demo ci
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,14 @@ crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run -q --locked -p ferroscale -- crds --out-dir crds
 	@if [ -d charts/ferroscale/crds ]; then cp crds/*.yaml charts/ferroscale/crds/; fi
 
+chart-lint: ## helm lint and helm template of charts/ferroscale
+	helm lint charts/ferroscale
+	helm template ferroscale charts/ferroscale --include-crds > /dev/null
+
+e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG
+	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_podset --test e2e_autoscaler --no-capture
+
 explain-samples: build ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then python3 $(SAMPLES) $(BIN); else echo "explain samples: $(SAMPLES) not present, skipped"; fi
 
@@ -38,4 +46,4 @@ demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabiliz
 bench: ## Criterion benchmarks of the decision core (figures in target/criterion)
 	$(CARGO) bench --locked -p ferroscale-autoscaler --bench decision
 
-ci: lint test explain-samples ## What CI runs
+ci: lint chart-lint test explain-samples ## What CI runs

@@ -6,4 +6,5 @@ pub mod backoff;
 pub mod conditions;
 pub mod pod_cache;
 pub mod podset;
+pub mod rbac;
 pub mod telemetry;

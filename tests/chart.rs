@@ -1,0 +1,213 @@
+//! The Helm chart: `helm lint`, and `helm template` under several value sets, each rendered
+//! document parsed into its k8s-openapi type (a round trip that would lose an unknown field
+//! fails), RBAC that grants every API call the operator makes, and flags the binary knows.
+//! Needs helm (.ci/run installs it); without it, the test says so and skips (but not in CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use ferroscale_controller::rbac::{CLUSTER, LEADER_ELECTION, Permission};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferroscale")
+}
+
+fn helm() -> Option<String> {
+    let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
+    if Command::new(&helm)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some(helm);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "helm is not installed; .ci/run installs it"
+    );
+    println!("skipped: helm is not installed (.ci/install-helm installs it)");
+    None
+}
+
+fn render(helm: &str, values: &[&str]) -> Vec<Value> {
+    let mut cmd = Command::new(helm);
+    cmd.args([
+        "template",
+        "ferroscale",
+        chart().to_str().unwrap(),
+        "--namespace",
+        "ops",
+        "--include-crds",
+    ]);
+    for v in values {
+        cmd.args(["--set", v]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "helm template {values:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+fn round_trip<T: DeserializeOwned + Serialize>(doc: &Value) -> T {
+    let typed: T =
+        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{} does not parse: {e}", doc["kind"]));
+    assert_eq!(
+        &serde_json::to_value(&typed).unwrap(),
+        doc,
+        "{} {} has fields its type does not know",
+        doc["kind"],
+        doc["metadata"]["name"]
+    );
+    typed
+}
+
+fn grants(rules: &[PolicyRule], need: &Permission) -> bool {
+    let (resource, sub) = need
+        .resource
+        .split_once('/')
+        .map_or((need.resource, None), |(r, s)| (r, Some(s)));
+    need.verbs.iter().all(|verb| {
+        rules.iter().any(|rule| {
+            let groups = rule.api_groups.clone().unwrap_or_default();
+            let resources = rule.resources.clone().unwrap_or_default();
+            let group_ok = groups.iter().any(|g| g == need.group || g == "*");
+            let resource_ok = resources.iter().any(|r| {
+                r == "*"
+                    || r == need.resource
+                    || sub.is_some_and(|s| r == &format!("*/{s}") || r == &format!("{resource}/*"))
+            });
+            let verb_ok = rule.verbs.iter().any(|v| v == verb || v == "*");
+            group_ok && resource_ok && verb_ok
+        })
+    })
+}
+
+#[test]
+fn helm_lint_passes() {
+    let Some(helm) = helm() else { return };
+    let out = Command::new(&helm)
+        .args(["lint", chart().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
+    let Some(helm) = helm() else { return };
+    let value_sets: [&[&str]; 3] = [
+        &[],
+        &[
+            "serviceMonitor.enabled=true",
+            "prometheus.readSecrets=true",
+            "watchNamespace=shop",
+            "prometheus.url=http://prom:9090",
+        ],
+        &["leaderElection.enabled=false", "replicaCount=1"],
+    ];
+    let run_help = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_ferroscale"))
+            .args(["run", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for values in value_sets {
+        let docs = render(&helm, values);
+        let mut cluster_rules = Vec::new();
+        let mut lease_rules = Vec::new();
+        let mut kinds = Vec::new();
+        for doc in &docs {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "ServiceAccount" => drop(round_trip::<ServiceAccount>(doc)),
+                "ClusterRole" => cluster_rules.extend(round_trip::<ClusterRole>(doc).rules.unwrap_or_default()),
+                "Role" => lease_rules.extend(round_trip::<Role>(doc).rules.unwrap_or_default()),
+                "ClusterRoleBinding" => drop(round_trip::<ClusterRoleBinding>(doc)),
+                "RoleBinding" => drop(round_trip::<RoleBinding>(doc)),
+                "Service" => drop(round_trip::<Service>(doc)),
+                "CustomResourceDefinition" => drop(round_trip::<CustomResourceDefinition>(doc)),
+                "Deployment" => {
+                    let deployment = round_trip::<Deployment>(doc);
+                    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+                    let security = container.security_context.clone().unwrap();
+                    assert_eq!(security.read_only_root_filesystem, Some(true));
+                    assert_eq!(security.allow_privilege_escalation, Some(false));
+                    assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+                    for arg in container.args.clone().unwrap_or_default().iter().skip(1) {
+                        let flag = arg.split('=').next().unwrap();
+                        assert!(
+                            run_help.contains(&format!("{flag} ")) || run_help.contains(&format!("{flag}\n")),
+                            "the chart passes {flag}, which `ferroscale run` does not know"
+                        );
+                    }
+                }
+                "ServiceMonitor" => {
+                    assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
+                    assert_eq!(doc["spec"]["endpoints"][0]["path"], "/metrics");
+                }
+                other => panic!("unexpected kind {other} in the chart"),
+            }
+            kinds.push(kind);
+        }
+        for want in [
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Service",
+        ] {
+            assert!(kinds.iter().any(|k| k == want), "{values:?}: no {want}");
+        }
+        let read_secrets = values.contains(&"prometheus.readSecrets=true");
+        for need in CLUSTER {
+            let granted = grants(&cluster_rules, need);
+            match need.optional {
+                Some(_) if !read_secrets => assert!(!granted, "{values:?}: {need:?} is granted though not asked for"),
+                _ => assert!(granted, "{values:?}: the ClusterRole does not grant {need:?}"),
+            }
+        }
+        let leader_election = !values.contains(&"leaderElection.enabled=false");
+        for need in LEADER_ELECTION {
+            assert_eq!(
+                grants(&lease_rules, need),
+                leader_election,
+                "{values:?}: leases {need:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_charts_crds_are_the_generated_ones() {
+    for (file, generated) in ferroscale_api::crd_documents() {
+        let on_disk = std::fs::read_to_string(chart().join("crds").join(file)).unwrap();
+        assert!(
+            on_disk == generated,
+            "charts/ferroscale/crds/{file} differs; run `make crds`"
+        );
+    }
+}
