@@ -121,7 +121,7 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
         &[
             "serviceMonitor.enabled=true",
             "prometheus.readSecrets=true",
-            "watchNamespace=shop",
+            "watchNamespaces={shop,web}",
             "prometheus.url=http://prom:9090",
         ],
         &["leaderElection.enabled=false", "replicaCount=1"],

@@ -3,10 +3,11 @@
 //! of a large cluster stays small.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tracing::warn;
@@ -58,14 +59,96 @@ pub fn slim(pod: &mut Pod) {
     }
 }
 
-/// The shared pod watch: the store, a subscription for one controller (call
-/// [`ReflectHandle::clone`] for more), and the future that drives the watch.
-pub fn watch(api: Api<Pod>) -> (Store<Pod>, ReflectHandle<Pod>, impl Future<Output = ()> + Send) {
-    let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let subscriber = writer
-        .subscribe()
-        .unwrap_or_else(|| unreachable!("a shared store always has subscribers"));
-    let driver = watcher(api, watcher::Config::default().any_semantic())
+/// The pods of the watched namespaces: one store per watched namespace (or one for all), so
+/// that each watch's re-lists only ever replace its own namespace's pods.
+#[derive(Clone)]
+pub struct PodCache {
+    stores: Vec<(Option<String>, Store<Pod>)>,
+}
+
+impl std::fmt::Debug for PodCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodCache")
+            .field("namespaces", &self.stores.iter().map(|(ns, _)| ns).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl PodCache {
+    /// A cache over one store covering `namespace` (None: all namespaces).
+    pub fn single(namespace: Option<String>, store: Store<Pod>) -> Self {
+        Self {
+            stores: vec![(namespace, store)],
+        }
+    }
+
+    fn store_for(&self, namespace: &str) -> Option<&Store<Pod>> {
+        self.stores
+            .iter()
+            .find(|(ns, _)| ns.as_deref().is_none_or(|n| n == namespace))
+            .map(|(_, s)| s)
+    }
+
+    /// The cached pods of one namespace.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<Pod>> {
+        let Some(store) = self.store_for(namespace) else {
+            return Vec::new();
+        };
+        store
+            .state()
+            .into_iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .collect()
+    }
+
+    /// One cached pod.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.store_for(namespace)?.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Resolves once every store has listed its pods; fails if a watch stopped first.
+    pub async fn wait_until_ready(&self) -> Result<(), ()> {
+        for (_, store) in &self.stores {
+            store.wait_until_ready().await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+}
+
+/// One namespace's watch: a subscription for a controller (clone it for more), and the
+/// future that drives the watch.
+pub struct NamespaceWatch {
+    pub namespace: Option<String>,
+    pub events: ReflectHandle<Pod>,
+    pub driver: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for NamespaceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamespaceWatch")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Watches pods in each of `namespaces` (all namespaces when empty).
+pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<NamespaceWatch>) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut stores = Vec::new();
+    let mut watches = Vec::new();
+    for namespace in scopes {
+        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+        let events = writer
+            .subscribe()
+            .unwrap_or_else(|| unreachable!("a shared store always has subscribers"));
+        let driver = watcher(
+            api(client.clone(), namespace.as_deref()),
+            watcher::Config::default().any_semantic(),
+        )
         .default_backoff()
         .modify(slim)
         .reflect_shared(writer)
@@ -74,7 +157,14 @@ pub fn watch(api: Api<Pod>) -> (Store<Pod>, ReflectHandle<Pod>, impl Future<Outp
                 warn!(%error, "pod watch error; retrying with backoff");
             }
         });
-    (store, subscriber, driver)
+        stores.push((namespace.clone(), store));
+        watches.push(NamespaceWatch {
+            namespace,
+            events,
+            driver: Box::pin(driver),
+        });
+    }
+    (PodCache { stores }, watches)
 }
 
 /// Pods in every namespace, or in one.
@@ -123,5 +213,37 @@ mod tests {
         ] {
             assert!(json.pointer(gone).is_none(), "{gone} should be dropped");
         }
+    }
+
+    fn pod(namespace: &str, name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": namespace}})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_store_per_watched_namespace() {
+        use kube::runtime::reflector::store::Writer;
+        use kube::runtime::watcher::Event;
+        let filled = |pods: Vec<Pod>| {
+            let mut w = Writer::<Pod>::default();
+            w.apply_watcher_event(&Event::Init);
+            for p in pods {
+                w.apply_watcher_event(&Event::InitApply(p));
+            }
+            w.apply_watcher_event(&Event::InitDone);
+            w
+        };
+        let (a, b) = (
+            filled(vec![pod("a", "p1"), pod("a", "p2")]),
+            filled(vec![pod("b", "p1")]),
+        );
+        let cache = PodCache {
+            stores: vec![(Some("a".into()), a.as_reader()), (Some("b".into()), b.as_reader())],
+        };
+        cache.wait_until_ready().await.unwrap();
+        assert_eq!(cache.in_namespace("a").len(), 2);
+        assert_eq!(cache.in_namespace("b").len(), 1);
+        assert!(cache.in_namespace("c").is_empty(), "an unwatched namespace has no pods");
+        assert!(cache.get("b", "p1").is_some());
+        assert!(cache.get("b", "p2").is_none());
     }
 }

@@ -14,6 +14,7 @@ use ferroscale_autoscaler::{MetricValues, PodSample, Settings};
 use ferroscale_controller::autoscaler::target::Targets;
 use ferroscale_controller::autoscaler::{Context, reconcile};
 use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::pod_cache::PodCache;
 use ferroscale_controller::telemetry::Telemetry;
 use ferroscale_metrics::{Fetched, MetricsSource};
 use futures::future::BoxFuture;
@@ -125,7 +126,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
     writer.apply_watcher_event(&watcher::Event::InitDone);
     Arc::new(Context {
         client: client.clone(),
-        pods: writer.as_reader(),
+        pods: PodCache::single(None, writer.as_reader()),
         targets: Targets::new(client.clone()),
         metrics: Arc::new(metrics),
         settings: Settings::default(),

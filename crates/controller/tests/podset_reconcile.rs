@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use ferroscale_api::PodSet;
 use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::pod_cache::PodCache;
 use ferroscale_controller::podset::expectations::Expectations;
 use ferroscale_controller::podset::{Context, reconcile};
 use ferroscale_controller::telemetry::Telemetry;
@@ -63,7 +64,7 @@ fn context(client: kube::Client, pods: Vec<Pod>) -> (Arc<Context>, Writer<Pod>) 
     );
     let ctx = Context {
         client,
-        pods: writer.as_reader(),
+        pods: PodCache::single(None, writer.as_reader()),
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),
@@ -239,7 +240,7 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
     );
     let ctx = Arc::new(Context {
         client,
-        pods: writer.as_reader(),
+        pods: PodCache::single(None, writer.as_reader()),
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),

@@ -9,6 +9,8 @@ use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::telemetry::Telemetry;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::ReflectHandle;
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,9 +72,14 @@ pub struct RunArgs {
     /// Namespace of the Lease (default: the operator's own, from POD_NAMESPACE, else `default`).
     #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated or repeated (default: all namespaces).
+    #[arg(
+        long = "namespace",
+        value_name = "NAMESPACE",
+        value_delimiter = ',',
+        env = "FERROSCALE_NAMESPACE"
+    )]
+    namespaces: Vec<String>,
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info,ferroscale_controller=debug`).
     #[arg(long, value_name = "FILTER", default_value = "info", env = "FERROSCALE_LOG_FILTER")]
     log_filter: String,
@@ -140,6 +147,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     runtime.block_on(operate(args))
 }
 
+/// The API of `K` in one namespace, or in all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// This process's name in events and the Lease: the pod's name when run in a cluster.
 fn identity() -> String {
     std::env::var("POD_NAME").unwrap_or_else(|_| format!("ferroscale-{}", std::process::id()))
@@ -159,7 +177,6 @@ async fn operate(args: RunArgs) -> Result<()> {
     let client = Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (tried KUBECONFIG, ~/.kube/config and the in-cluster config)")?;
-    let namespace = args.namespace.clone();
 
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
@@ -170,8 +187,15 @@ async fn operate(args: RunArgs) -> Result<()> {
     let admin_server = tokio::spawn(crate::admin::bind(args.admin_addr, admin.clone()).await?);
 
     // The pod cache runs on every replica, so a standby is ready to take over at once.
-    let (pods, pod_events, pod_watch) = pod_cache::watch(pod_cache::api(client.clone(), namespace.as_deref()));
-    let watch_task = tokio::spawn(pod_watch);
+    let (pods, watches) = pod_cache::watch(client.clone(), &args.namespaces);
+    let scopes: Vec<(Option<String>, ReflectHandle<Pod>)> = watches
+        .iter()
+        .map(|w| (w.namespace.clone(), w.events.clone()))
+        .collect();
+    let mut watch_tasks = tokio::task::JoinSet::new();
+    for w in watches {
+        watch_tasks.spawn(w.driver);
+    }
     let readiness = {
         let (pods, admin) = (pods.clone(), admin.clone());
         tokio::spawn(async move {
@@ -220,7 +244,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 _ = shutdown.clone() => {
                     drop(leading);
                     let _ = lease_task.await;
-                    watch_task.abort();
+                    watch_tasks.abort_all();
                     admin_server.abort();
                     return Ok(());
                 }
@@ -231,11 +255,8 @@ async fn operate(args: RunArgs) -> Result<()> {
     }
 
     let mut tasks = tokio::task::JoinSet::new();
+    // One controller of each kind per watched namespace (or one for all).
     if args.controllers.contains(&ControllerKind::Podset) {
-        let api: Api<PodSet> = match namespace.as_deref() {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
         let reporter = Reporter {
             controller: "ferroscale-podset".into(),
             instance: Some(identity()),
@@ -248,13 +269,16 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
-        tasks.spawn(podset::run(api, ctx, pod_events.clone(), shutdown.clone()));
+        for (namespace, events) in &scopes {
+            tasks.spawn(podset::run(
+                scoped::<PodSet>(&client, namespace.as_deref()),
+                ctx.clone(),
+                events.clone(),
+                shutdown.clone(),
+            ));
+        }
     }
     if args.controllers.contains(&ControllerKind::Autoscaler) {
-        let api: Api<Autoscaler> = match namespace.as_deref() {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
         let prometheus = Prometheus::new(
             Some(client.clone()),
             args.prometheus_url.clone(),
@@ -280,9 +304,20 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
-        tasks.spawn(autoscaler::run(api, ctx, shutdown.clone()));
+        for (namespace, _) in &scopes {
+            tasks.spawn(autoscaler::run(
+                scoped::<Autoscaler>(&client, namespace.as_deref()),
+                ctx.clone(),
+                shutdown.clone(),
+            ));
+        }
     }
-    info!(controllers = ?args.controllers, namespace = namespace.as_deref().unwrap_or("(all)"), "ferroscale started");
+    let watched = if args.namespaces.is_empty() {
+        "(all)".to_string()
+    } else {
+        args.namespaces.join(",")
+    };
+    info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
 
     let lost = async {
         match leadership.as_mut() {
@@ -319,7 +354,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         }
     }
     readiness.abort();
-    watch_task.abort();
+    watch_tasks.abort_all();
     admin_server.abort();
     result
 }

@@ -13,18 +13,18 @@ use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, e
 use ferroscale_metrics::MetricsSource;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
+use crate::pod_cache::PodCache;
 use crate::telemetry::Telemetry;
 use target::Targets;
 
@@ -53,7 +53,7 @@ impl Error {
 /// What reconciles share.
 pub struct Context {
     pub client: kube::Client,
-    pub pods: Store<Pod>,
+    pub pods: PodCache,
     pub targets: Targets,
     pub metrics: Arc<dyn MetricsSource>,
     pub settings: Settings,
@@ -73,15 +73,12 @@ impl std::fmt::Debug for Context {
 }
 
 /// The pods of `namespace` the selector matches, from the shared cache.
-fn pods_of(store: &Store<Pod>, namespace: &str, selector: &kube::core::Selector) -> Vec<PodInfo> {
+fn pods_of(cache: &PodCache, namespace: &str, selector: &kube::core::Selector) -> Vec<PodInfo> {
     let empty = Default::default();
-    store
-        .state()
+    cache
+        .in_namespace(namespace)
         .iter()
-        .filter(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace)
-                && selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty))
-        })
+        .filter(|p| selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty)))
         .map(|p| PodInfo::from(p.as_ref()))
         .collect()
 }

@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -26,6 +25,7 @@ use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::conditions::set_condition;
+use crate::pod_cache::PodCache;
 use crate::telemetry::Telemetry;
 use expectations::{Expectations, Seen};
 use plan::{InvalidSpec, Plan, plan};
@@ -65,7 +65,7 @@ impl Error {
 pub struct Context {
     pub client: Client,
     /// Every pod the operator can see, kept current by one watch.
-    pub pods: Store<Pod>,
+    pub pods: PodCache,
     pub expectations: Expectations,
     pub recorder: Recorder,
     pub backoff: Backoff,
@@ -83,8 +83,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How long to wait for the cache to show this controller's own writes before looking again.
 const CACHE_WAIT: Duration = Duration::from_secs(10);
 
-fn seen(pods: &Store<Pod>, namespace: &str, name: &str) -> Seen {
-    match pods.get(&ObjectRef::new(name).within(namespace)) {
+fn seen(pods: &PodCache, namespace: &str, name: &str) -> Seen {
+    match pods.get(namespace, name) {
         None => Seen::Absent,
         Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
         Some(_) => Seen::Present,
@@ -105,11 +105,8 @@ pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action,
         ctx.expectations.forget(&key);
         return Ok(Action::await_change());
     }
-    let cached = ctx.pods.state();
-    let in_namespace = cached
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
-        .map(|p| p.as_ref());
+    let cached = ctx.pods.in_namespace(&namespace);
+    let in_namespace = cached.iter().map(|p| p.as_ref());
     let pending = ctx
         .expectations
         .pending(&key, |pod| seen(&ctx.pods, &namespace, pod), Instant::now());
