@@ -43,7 +43,8 @@ explain-samples: build ## Replay the shared upstream-derived explain samples, wh
 demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabilized scale-down
 	$(CARGO) run -q --release --locked -p ferroscale -- simulate --plot simulation.svg
 
-bench: ## Criterion benchmarks of the decision core (figures in target/criterion)
+bench: ## Criterion benchmarks of the core; with FERROSCALE_E2E_KUBECONFIG also the operator load benchmark
 	$(CARGO) bench --locked -p ferroscale-autoscaler --bench decision
+	$(CARGO) bench --locked -p ferroscale --bench load
 
 ci: lint chart-lint test explain-samples ## What CI runs

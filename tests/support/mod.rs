@@ -154,6 +154,11 @@ impl Operator {
         Ok(Self { child })
     }
 
+    /// The operator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the operator as Kubernetes would (SIGTERM), waiting for it to exit.
     pub fn stop(mut self) -> Result<()> {
         #[cfg(unix)]
