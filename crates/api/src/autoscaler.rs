@@ -527,6 +527,36 @@ pub struct MetricValueStatus {
     pub average_utilization: Option<i32>,
 }
 
+impl MetricSpec {
+    /// The target of the member that `type` names; None when that member is missing.
+    pub fn target(&self) -> Option<&MetricTarget> {
+        match self.type_ {
+            MetricSourceType::Resource => self.resource.as_ref().map(|r| &r.target),
+            MetricSourceType::ContainerResource => self.container_resource.as_ref().map(|c| &c.target),
+            MetricSourceType::Pods => self.pods.as_ref().map(|p| &p.target),
+            MetricSourceType::Object => self.object.as_ref().map(|o| &o.target),
+            MetricSourceType::External => self.external.as_ref().map(|e| &e.target),
+            MetricSourceType::Prometheus => self.prometheus.as_ref().map(|p| &p.target),
+            MetricSourceType::Unknown => None,
+        }
+    }
+}
+
+impl MetricStatus {
+    /// The current value of the member that `type` names.
+    pub fn current(&self) -> Option<&MetricValueStatus> {
+        match self.type_ {
+            MetricSourceType::Resource => self.resource.as_ref().map(|r| &r.current),
+            MetricSourceType::ContainerResource => self.container_resource.as_ref().map(|c| &c.current),
+            MetricSourceType::Pods => self.pods.as_ref().map(|p| &p.current),
+            MetricSourceType::Object => self.object.as_ref().map(|o| &o.current),
+            MetricSourceType::External => self.external.as_ref().map(|e| &e.current),
+            MetricSourceType::Prometheus => self.prometheus.as_ref().map(|p| &p.current),
+            MetricSourceType::Unknown => None,
+        }
+    }
+}
+
 impl AutoscalerSpec {
     /// minReplicas with the HPA's default of 1.
     pub fn min_replicas_or_default(&self) -> i32 {

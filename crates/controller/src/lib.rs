@@ -4,6 +4,7 @@
 pub mod autoscaler;
 pub mod backoff;
 pub mod conditions;
+pub mod events;
 pub mod pod_cache;
 pub mod podset;
 pub mod rbac;

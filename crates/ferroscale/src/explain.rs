@@ -131,20 +131,6 @@ fn metric_title(spec: &MetricSpec) -> String {
     }
 }
 
-fn metric_target(spec: &MetricSpec) -> Option<&MetricTarget> {
-    [
-        spec.resource.as_ref().map(|r| &r.target),
-        spec.container_resource.as_ref().map(|c| &c.target),
-        spec.pods.as_ref().map(|p| &p.target),
-        spec.object.as_ref().map(|o| &o.target),
-        spec.external.as_ref().map(|e| &e.target),
-        spec.prometheus.as_ref().map(|p| &p.target),
-    ]
-    .into_iter()
-    .flatten()
-    .next()
-}
-
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
@@ -209,7 +195,7 @@ pub fn to_text(replay: &Replay) -> String {
         let _ = writeln!(out, "\nMetrics:");
     }
     for (i, (spec, m)) in replay.metrics.iter().zip(&d.metrics).enumerate() {
-        let target = metric_target(spec).map(target_text).unwrap_or_default();
+        let target = spec.target().map(target_text).unwrap_or_default();
         let _ = writeln!(out, "  [{i}] {} — target {target}", metric_title(spec));
         if let Some(error) = &m.error {
             let _ = writeln!(out, "      could not be computed: {error}");
@@ -328,15 +314,7 @@ pub fn to_text(replay: &Replay) -> String {
 }
 
 fn current_value(status: &ferroscale_api::MetricStatus) -> String {
-    let current = [
-        status.object.as_ref().map(|o| &o.current),
-        status.external.as_ref().map(|e| &e.current),
-        status.prometheus.as_ref().map(|p| &p.current),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
-    match current {
+    match status.current() {
         Some(c) => match (&c.value, &c.average_value) {
             (Some(v), _) => format!("a value of {}", v.0),
             (None, Some(a)) => format!("an average of {} per replica", a.0),

@@ -2,7 +2,6 @@
 //! label selector, `custom.metrics.k8s.io` per-pod and per-object metrics (v1beta2, or v1beta1
 //! where discovery says only that is served), and `external.metrics.k8s.io`.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,8 @@ use ferroscale_autoscaler::PodSample;
 use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector};
 use kube::Client;
-use kube::core::{GroupVersionKind, discovery::ApiResource};
+
+use crate::discovery::Kinds;
 use serde::de::DeserializeOwned;
 
 /// Discovery answers are reused this long.
@@ -55,14 +55,11 @@ fn query(params: &[(&str, &str)]) -> String {
     }
 }
 
-/// (group, version, kind) → the resource's plural name, and when discovery said so.
-type ResourceNames = HashMap<(String, String, String), (String, Instant)>;
-
 /// Reads the three metrics APIs through the operator's Kubernetes client.
 pub struct MetricsApis {
     client: Client,
     custom_version: Mutex<Option<(String, Instant)>>,
-    resources: Mutex<ResourceNames>,
+    kinds: Kinds,
 }
 
 impl std::fmt::Debug for MetricsApis {
@@ -74,9 +71,9 @@ impl std::fmt::Debug for MetricsApis {
 impl MetricsApis {
     pub fn new(client: Client) -> Self {
         Self {
+            kinds: Kinds::new(client.clone()),
             client,
             custom_version: Mutex::new(None),
-            resources: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,30 +198,8 @@ impl MetricsApis {
 
     /// The resource name (plural) of a kind, from discovery.
     async fn resource_of(&self, reference: &CrossVersionObjectReference) -> Result<String, String> {
-        let api_version = reference.api_version.clone().unwrap_or_else(|| "v1".into());
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.clone()),
-        };
-        let key = (group.clone(), version.clone(), reference.kind.clone());
-        if let Some((plural, at)) = self
-            .resources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned()
-            && at.elapsed() < DISCOVERY_TTL
-        {
-            return Ok(plural);
-        }
-        let gvk = GroupVersionKind::gvk(&group, &version, &reference.kind);
-        let (resource, _): (ApiResource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|e| format!("cannot find the resource of {} {api_version}: {e}", reference.kind))?;
-        self.resources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (resource.plural.clone(), Instant::now()));
+        let api_version = reference.api_version.as_deref().unwrap_or("v1");
+        let (resource, _) = self.kinds.resolve(api_version, &reference.kind).await?;
         Ok(resource.plural)
     }
 

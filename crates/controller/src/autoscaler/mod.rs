@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
@@ -191,16 +191,15 @@ async fn write_status(ctx: &Context, autoscaler: &Autoscaler, status: &Autoscale
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
     let type_ = if warning { EventType::Warning } else { EventType::Normal };
-    let event = Event {
+    crate::events::publish(
+        &ctx.recorder,
+        &autoscaler.object_ref(&()),
         type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Autoscale".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &autoscaler.object_ref(&())).await {
-        warn!(%error, reason, "could not record an event");
-    }
+        "Autoscale",
+        reason,
+        note,
+    )
+    .await;
 }
 
 /// Failed status writes back off per Autoscaler; conditions carry every other failure.

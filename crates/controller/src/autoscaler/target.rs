@@ -1,28 +1,18 @@
 //! The scale target: any kind whose API declares the `scale` subresource, found through
 //! discovery (cached), read and written only through `scale`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use ferroscale_api::CrossVersionObjectReference;
+use ferroscale_metrics::discovery::Kinds;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
 use kube::core::discovery::ApiResource;
 use serde_json::json;
-
-/// Discovery answers are reused this long; failures are not cached, so a CRD installed later
-/// is found at the next evaluation.
-const DISCOVERY_TTL: Duration = Duration::from_secs(300);
-
-type Resolved = HashMap<(String, String, String), (ApiResource, Instant)>;
 
 /// Finds, reads and resizes scale targets.
 pub struct Targets {
     client: Client,
-    resolved: Mutex<Resolved>,
+    kinds: Kinds,
 }
 
 impl std::fmt::Debug for Targets {
@@ -41,8 +31,8 @@ fn api_error(e: kube::Error) -> String {
 impl Targets {
     pub fn new(client: Client) -> Self {
         Self {
+            kinds: Kinds::new(client.clone()),
             client,
-            resolved: Mutex::new(HashMap::new()),
         }
     }
 
@@ -53,33 +43,10 @@ impl Targets {
             .as_deref()
             .filter(|v| !v.is_empty())
             .ok_or("scaleTargetRef has no apiVersion")?;
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let key = (group.to_string(), version.to_string(), reference.kind.clone());
-        if let Some((resource, at)) = self
-            .resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned()
-            && at.elapsed() < DISCOVERY_TTL
-        {
-            return Ok(resource);
-        }
-        let gvk = GroupVersionKind::gvk(group, version, &reference.kind);
-        let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk).await.map_err(|e| {
-            format!(
-                "no kind {} is served in {api_version}: {}",
-                reference.kind,
-                api_error(e)
-            )
-        })?;
+        let (resource, capabilities) = self.kinds.resolve(api_version, &reference.kind).await?;
         if !capabilities.subresources.iter().any(|(sub, _)| sub.plural == "scale") {
             return Err(format!("{} {api_version} has no scale subresource", reference.kind));
         }
-        self.resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (resource.clone(), Instant::now()));
         Ok(resource)
     }
 

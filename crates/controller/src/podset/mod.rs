@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -261,17 +261,7 @@ async fn write_status(ctx: &Context, podset: &PodSet, status: PodSetStatus) -> R
 }
 
 async fn publish(ctx: &Context, podset: &PodSet, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &podset.object_ref(&())).await {
-        // Events are advisory: losing one must not fail the reconcile.
-        warn!(%error, reason, "could not record an event");
-    }
+    crate::events::publish(&ctx.recorder, &podset.object_ref(&()), type_, "Reconcile", reason, note).await;
 }
 
 /// Invalid specs wait for a change (reconcile returns Ok for them); failed writes back off

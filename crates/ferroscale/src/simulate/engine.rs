@@ -270,17 +270,7 @@ fn model_metric(
 /// Whether the actual load is above what the first metric's target allows.
 fn over_target(metric: Option<&MetricSpec>, per_pod: f64, load: f64, ready: u32, capacity: f64, request: i64) -> bool {
     let Some(m) = metric else { return false };
-    let target = [
-        m.resource.as_ref().map(|r| &r.target),
-        m.container_resource.as_ref().map(|c| &c.target),
-        m.pods.as_ref().map(|p| &p.target),
-        m.object.as_ref().map(|o| &o.target),
-        m.external.as_ref().map(|e| &e.target),
-        m.prometheus.as_ref().map(|p| &p.target),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
+    let target = m.target();
     let Some(target) = target else { return false };
     let milli = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
         q.as_ref()
@@ -312,17 +302,7 @@ fn current_value(d: &Decision) -> String {
             .and_then(|m| m.error.as_ref())
             .map_or_else(|| "-".into(), |_| "<unknown>".into());
     };
-    let current = [
-        status.resource.as_ref().map(|r| &r.current),
-        status.container_resource.as_ref().map(|c| &c.current),
-        status.pods.as_ref().map(|p| &p.current),
-        status.object.as_ref().map(|o| &o.current),
-        status.external.as_ref().map(|e| &e.current),
-        status.prometheus.as_ref().map(|p| &p.current),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
+    let current = status.current();
     match current {
         Some(c) => match (c.average_utilization, &c.average_value, &c.value) {
             (Some(u), _, _) => format!("{u}%"),
