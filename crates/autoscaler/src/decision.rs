@@ -207,6 +207,14 @@ pub fn invalid_spec(
     status
 }
 
+/// Whether an evaluation at `current` replicas reads metrics: not while scaling is disabled
+/// (the target is at 0 and minReplicas is not), nor while the target is outside [min, max],
+/// when the count is only brought back. Callers skip gathering metrics otherwise.
+pub fn reads_metrics(spec: &AutoscalerSpec, current: i32) -> bool {
+    let min = spec.min_replicas_or_default();
+    !(current == 0 && min != 0) && current <= spec.max_replicas && current >= min
+}
+
 /// The spec's metrics, or the HPA's default of 80% average CPU utilization when there are none.
 pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
     match spec.metrics.as_deref() {

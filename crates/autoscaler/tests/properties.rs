@@ -9,7 +9,7 @@ use common::*;
 use ferroscale_api::ScalingPolicyType::{Percent, Pods};
 use ferroscale_api::{Behavior, SelectPolicy};
 use ferroscale_autoscaler::MetricValues;
-use ferroscale_autoscaler::decision::Path;
+use ferroscale_autoscaler::decision::{Path, reads_metrics};
 use proptest::prelude::*;
 
 fn select() -> impl Strategy<Value = Option<SelectPolicy>> {
@@ -64,6 +64,8 @@ proptest! {
             s.scale_down_events = Some(events(&downs));
         });
         let d = case.decide();
+        // Callers skip gathering metrics exactly when the decision does not read them.
+        prop_assert_eq!(reads_metrics(&case.spec, current), !matches!(d.path, Path::Disabled | Path::OutOfRange));
         if d.path == Path::Disabled {
             prop_assert_eq!(d.desired_replicas, 0);
         } else {

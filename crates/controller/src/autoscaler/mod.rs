@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
-use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, scale_selector};
+use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, reads_metrics, scale_selector};
 use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
 use ferroscale_metrics::MetricsSource;
 use futures::{StreamExt, TryStreamExt};
@@ -83,13 +83,6 @@ fn pods_of(cache: &PodCache, namespace: &str, selector: &kube::core::Selector) -
         .collect()
 }
 
-/// Whether the core will read metrics: not while scaling is disabled or the target is outside
-/// [min, max], when it only brings the count back.
-fn reads_metrics(autoscaler: &Autoscaler, current: i32) -> bool {
-    let min = autoscaler.spec.min_replicas_or_default();
-    !(current == 0 && min != 0) && current <= autoscaler.spec.max_replicas && current >= min
-}
-
 /// One evaluation of one Autoscaler.
 #[instrument(skip_all, fields(autoscaler = %autoscaler.name_any(), namespace = autoscaler.namespace().unwrap_or_default()))]
 pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -126,7 +119,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     };
     let metrics = effective_metrics(&autoscaler.spec);
     let (pods, gathered) = match scale_selector(&scale) {
-        Ok(selector) if reads_metrics(&autoscaler, scale.spec_replicas) => {
+        Ok(selector) if reads_metrics(&autoscaler.spec, scale.spec_replicas) => {
             let pods = pods_of(&ctx.pods, &namespace, &selector);
             let fetched = ctx
                 .metrics
