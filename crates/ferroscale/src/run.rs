@@ -29,6 +29,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Flags of `ferroscale run`; each has an environment variable fallback.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Kubeconfig to use; without it (and without KUBECONFIG), ~/.kube/config, then the
+    /// in-cluster configuration.
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    kubeconfig: Option<std::path::PathBuf>,
     /// Controllers to run, comma-separated.
     #[arg(
         long,
@@ -174,9 +178,19 @@ async fn operate(args: RunArgs) -> Result<()> {
             anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
         }
     }
-    let client = Client::try_default()
-        .await
-        .context("cannot reach the Kubernetes API (tried KUBECONFIG, ~/.kube/config and the in-cluster config)")?;
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            Client::try_from(config).context("cannot build a Kubernetes client")?
+        }
+        None => Client::try_default()
+            .await
+            .context("cannot reach the Kubernetes API (tried ~/.kube/config and the in-cluster config)")?,
+    };
 
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
