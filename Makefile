@@ -37,8 +37,10 @@ e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
 	$(CARGO) nextest run --locked -p ferroscale --test e2e_podset --test e2e_autoscaler --no-capture
 
-explain-samples: build ## Replay the shared upstream-derived explain samples, when ../shared is present
-	@if [ -f $(SAMPLES) ]; then python3 $(SAMPLES) $(BIN); else echo "explain samples: $(SAMPLES) not present, skipped"; fi
+explain-samples: ## Replay the shared upstream-derived explain samples, when ../shared is present
+	@if [ -f $(SAMPLES) ]; then \
+		$(CARGO) build --locked -p ferroscale && python3 $(SAMPLES) target/debug/ferroscale; \
+	else echo "explain samples: $(SAMPLES) not present, skipped"; fi
 
 demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabilized scale-down
 	$(CARGO) run -q --release --locked -p ferroscale -- simulate --plot simulation.svg
