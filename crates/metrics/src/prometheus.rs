@@ -71,9 +71,12 @@ impl std::fmt::Debug for Prometheus {
 fn http_client(timeout: Duration, ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout);
     if let Some(pem) = ca {
-        for cert in
-            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("ca.crt is not a PEM bundle: {e}"))?
-        {
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("ca.crt is not a PEM bundle: {e}"))?;
+        if certificates.is_empty() {
+            return Err("ca.crt holds no PEM certificate".into());
+        }
+        for cert in certificates {
             builder = builder.add_root_certificate(cert);
         }
     }

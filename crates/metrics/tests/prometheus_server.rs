@@ -145,6 +145,8 @@ async fn credentials_come_from_the_secret() {
             let data = match name.as_str() {
                 "bearer" => serde_json::json!({"token": "c2VjcmV0LXRva2Vu"}),
                 "basic" => serde_json::json!({"username": "YWRtaW4=", "password": "cGFzcw=="}),
+                // "not a certificate", base64-encoded.
+                "bad-ca" => serde_json::json!({"token": "dA==", "ca.crt": "bm90IGEgY2VydGlmaWNhdGU="}),
                 _ => serde_json::json!({}),
             };
             let body =
@@ -166,6 +168,8 @@ async fn credentials_come_from_the_secret() {
     };
     assert_eq!(prometheus.query("ns", &with("bearer")).await.unwrap(), 3000);
     assert_eq!(prometheus.query("ns", &with("basic")).await.unwrap(), 3000);
+    let err = prometheus.query("ns", &with("bad-ca")).await.unwrap_err();
+    assert!(err.contains("ca.crt"), "{err}");
     let err = prometheus.query("ns", &with("empty")).await.unwrap_err();
     assert!(err.contains("Secret ns/empty has none of the keys"), "{err}");
     let headers = seen.lock().unwrap().clone();
