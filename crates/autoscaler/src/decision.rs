@@ -162,27 +162,39 @@ impl Decision {
     }
 }
 
+/// The last status with one condition set and the generation stamped; history and the
+/// rest are kept, so nothing is lost while the Autoscaler cannot be evaluated.
+fn with_condition(
+    status: Option<&AutoscalerStatus>,
+    generation: Option<i64>,
+    type_: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> AutoscalerStatus {
+    let mut status = status.cloned().unwrap_or_default();
+    conditions::set(
+        status.conditions.get_or_insert_with(Vec::new),
+        type_,
+        false,
+        reason,
+        message,
+        now,
+    );
+    status.observed_generation = generation;
+    status
+}
+
 /// The status to write when the target's scale cannot be read (no such target, no scale
-/// subresource, an API error): AbleToScale=False/FailedGetScale, everything else kept, so no
-/// history is lost.
+/// subresource, an API error): AbleToScale=False/FailedGetScale.
 pub fn failed_get_scale(
     status: Option<&AutoscalerStatus>,
     generation: Option<i64>,
     error: &str,
     now: Timestamp,
 ) -> AutoscalerStatus {
-    let mut status = status.cloned().unwrap_or_default();
-    let conditions = status.conditions.get_or_insert_with(Vec::new);
-    conditions::set(
-        conditions,
-        ABLE_TO_SCALE,
-        false,
-        "FailedGetScale",
-        format!("the HPA controller was unable to get the target's current scale: {error}"),
-        now,
-    );
-    status.observed_generation = generation;
-    status
+    let message = format!("the HPA controller was unable to get the target's current scale: {error}");
+    with_condition(status, generation, ABLE_TO_SCALE, "FailedGetScale", message, now)
 }
 
 /// The status to write when the spec breaks a rule the API server could not enforce:
@@ -193,18 +205,14 @@ pub fn invalid_spec(
     problems: &str,
     now: Timestamp,
 ) -> AutoscalerStatus {
-    let mut status = status.cloned().unwrap_or_default();
-    let conditions = status.conditions.get_or_insert_with(Vec::new);
-    conditions::set(
-        conditions,
+    with_condition(
+        status,
+        generation,
         SCALING_ACTIVE,
-        false,
         "InvalidSpec",
         format!("the spec is invalid: {problems}"),
         now,
-    );
-    status.observed_generation = generation;
-    status
+    )
 }
 
 /// Whether an evaluation at `current` replicas reads metrics: not while scaling is disabled
