@@ -204,7 +204,7 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
 #[test]
 fn the_charts_crds_are_the_generated_ones() {
     for (file, generated) in ferroscale_api::crd_documents() {
-        let on_disk = std::fs::read_to_string(chart().join("crds").join(file)).unwrap();
+        let on_disk = std::fs::read_to_string(chart().join("crds").join(&file)).unwrap();
         assert!(
             on_disk == generated,
             "charts/ferroscale/crds/{file} differs; run `make crds`"

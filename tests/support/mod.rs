@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod prometheus;
 
 use anyhow::{Context, Result, bail};
+use ferroscale_api::crd::KubeVersion;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -55,11 +56,22 @@ where
     }
 }
 
-/// Applies ferroscale's CRDs (server-side) and waits until the API server serves them.
+/// The API server's Kubernetes version.
+pub async fn server_version(client: &Client) -> Result<KubeVersion> {
+    let info = client
+        .apiserver_version()
+        .await
+        .context("reading the server's /version")?;
+    format!("{}.{}", info.major, info.minor)
+        .parse()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Applies ferroscale's CRDs (server-side, as `ferroscale crds --kube-version` renders them for
+/// this server) and waits until the API server serves them.
 pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, yaml) in ferroscale_api::crd_documents() {
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&yaml)?;
+    for crd in ferroscale_api::crd::for_kube_version(server_version(client).await?) {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(
             &name,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferroscale_api::crd::{KubeVersion, OLDEST_SUPPORTED};
 use ferroscale_api::quantity::ParsedQuantity;
 use ferroscale_autoscaler::Settings;
 use jiff::Timestamp;
@@ -28,6 +29,11 @@ enum Command {
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+        /// Leave out the schema fields a server of this version does not know (CEL validation
+        /// rules before 1.25, some of their members before 1.28), so that `kubectl apply
+        /// --server-side` works there too. Without it, every field is kept.
+        #[arg(long, value_name = "VERSION", value_parser = parse_kube_version)]
+        kube_version: Option<KubeVersion>,
     },
     /// Replay one decision offline from a snapshot of cluster objects, and explain it.
     Explain(ExplainArgs),
@@ -123,6 +129,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d.into())
 }
 
+fn parse_kube_version(text: &str) -> Result<KubeVersion, String> {
+    let version: KubeVersion = text.parse()?;
+    if version < OLDEST_SUPPORTED {
+        return Err(format!(
+            "Kubernetes {version} is older than {OLDEST_SUPPORTED}, the oldest ferroscale supports"
+        ));
+    }
+    Ok(version)
+}
+
 fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     text.parse()
         .map_err(|e| format!("invalid RFC 3339 timestamp {text:?}: {e}"))
@@ -134,7 +150,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Run(args) => crate::run::run(args),
         Command::Simulate(args) => simulate(args),
-        Command::Crds { out_dir } => crds(out_dir),
+        Command::Crds { out_dir, kube_version } => crds(out_dir, kube_version),
         Command::Explain(args) => {
             let now = args.now.unwrap_or_else(Timestamp::now);
             let replay = crate::explain::replay(&args.snapshot, now, &args.decision.settings())?;
@@ -172,8 +188,12 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn crds(out_dir: Option<PathBuf>) -> Result<()> {
-    let documents = ferroscale_api::crd_documents();
+fn crds(out_dir: Option<PathBuf>, kube_version: Option<KubeVersion>) -> Result<()> {
+    let crds = match kube_version {
+        Some(version) => ferroscale_api::crd::for_kube_version(version),
+        None => ferroscale_api::crd::crds(),
+    };
+    let documents = ferroscale_api::crd::documents(&crds);
     match out_dir {
         None => {
             for (_, yaml) in documents {
