@@ -14,12 +14,12 @@ use ferroscale_autoscaler::{MetricValues, PodSample, Settings};
 use ferroscale_controller::autoscaler::target::Targets;
 use ferroscale_controller::autoscaler::{Context, reconcile};
 use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::events::{Recorder, Reporter};
 use ferroscale_controller::pod_cache::PodCache;
 use ferroscale_controller::telemetry::Telemetry;
 use ferroscale_metrics::{Fetched, MetricsSource};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -135,7 +135,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
             client,
             Reporter {
                 controller: "ferroscale".into(),
-                instance: None,
+                instance: "test".into(),
             },
         ),
         backoff: Backoff::default(),

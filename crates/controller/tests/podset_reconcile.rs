@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use ferroscale_api::PodSet;
 use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::events::{Recorder, Reporter};
 use ferroscale_controller::pod_cache::PodCache;
 use ferroscale_controller::podset::expectations::Expectations;
 use ferroscale_controller::podset::{Context, reconcile};
 use ferroscale_controller::telemetry::Telemetry;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -59,7 +59,7 @@ fn context(client: kube::Client, pods: Vec<Pod>) -> (Arc<Context>, Writer<Pod>) 
         client.clone(),
         Reporter {
             controller: "ferroscale".into(),
-            instance: None,
+            instance: "test".into(),
         },
     );
     let ctx = Context {
@@ -235,7 +235,7 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
         client.clone(),
         Reporter {
             controller: "ferroscale".into(),
-            instance: None,
+            instance: "test".into(),
         },
     );
     let ctx = Arc::new(Context {

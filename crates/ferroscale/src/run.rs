@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use ferroscale_api::{Autoscaler, PodSet};
 use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
+use ferroscale_controller::events::{Recorder, Reporter};
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::telemetry::Telemetry;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,7 +20,6 @@ use std::time::Duration;
 use crate::admin::Admin;
 use ferroscale_controller::podset::{self, expectations::Expectations};
 use ferroscale_metrics::{MetricsApis, Prometheus, Sources};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use tracing::info;
 
@@ -109,8 +109,10 @@ enum LogFormat {
 fn init_logging(args: &RunArgs) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_filter)
         .with_context(|| format!("--log-filter {:?}", args.log_filter))?;
+    // Colour only on a terminal: in a file, a pipe or `kubectl logs` escapes are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
@@ -273,7 +275,7 @@ async fn operate(args: RunArgs) -> Result<()> {
     if args.controllers.contains(&ControllerKind::Podset) {
         let reporter = Reporter {
             controller: "ferroscale-podset".into(),
-            instance: Some(identity()),
+            instance: identity(),
         };
         let ctx = Arc::new(podset::Context {
             client: client.clone(),
@@ -305,7 +307,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         };
         let reporter = Reporter {
             controller: "ferroscale-autoscaler".into(),
-            instance: Some(identity()),
+            instance: identity(),
         };
         let ctx = Arc::new(autoscaler::Context {
             client: client.clone(),

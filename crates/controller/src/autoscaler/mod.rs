@@ -16,7 +16,6 @@ use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
@@ -24,6 +23,7 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
+use crate::events::{EventType, Recorder};
 use crate::pod_cache::PodCache;
 use crate::telemetry::Telemetry;
 use target::Targets;
@@ -184,15 +184,9 @@ async fn write_status(ctx: &Context, autoscaler: &Autoscaler, status: &Autoscale
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
     let type_ = if warning { EventType::Warning } else { EventType::Normal };
-    crate::events::publish(
-        &ctx.recorder,
-        &autoscaler.object_ref(&()),
-        type_,
-        "Autoscale",
-        reason,
-        note,
-    )
-    .await;
+    ctx.recorder
+        .publish(&autoscaler.object_ref(&()), type_, "Autoscale", reason, note)
+        .await;
 }
 
 /// Failed status writes back off per Autoscaler; conditions carry every other failure.

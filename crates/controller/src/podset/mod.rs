@@ -11,13 +11,13 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::events::{EventType, Recorder};
 use ferroscale_api::{PodSet, PodSetStatus};
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -182,7 +182,7 @@ async fn apply(ctx: &Context, podset: &PodSet, key: &str, plan: &Plan) -> Result
         ctx.expectations
             .record(key, |p| p.expect_creates(created.iter().cloned()), now);
         info!(count = created.len(), "created pods");
-        // One event per batch: the recorder folds same-reason events into one series.
+        // One event per batch, naming its pods.
         publish(
             ctx,
             podset,
@@ -261,7 +261,9 @@ async fn write_status(ctx: &Context, podset: &PodSet, status: PodSetStatus) -> R
 }
 
 async fn publish(ctx: &Context, podset: &PodSet, type_: EventType, reason: &str, note: &str) {
-    crate::events::publish(&ctx.recorder, &podset.object_ref(&()), type_, "Reconcile", reason, note).await;
+    ctx.recorder
+        .publish(&podset.object_ref(&()), type_, "Reconcile", reason, note)
+        .await;
 }
 
 /// Invalid specs wait for a change (reconcile returns Ok for them); failed writes back off
