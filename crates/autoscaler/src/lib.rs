@@ -5,13 +5,19 @@
 
 pub mod behavior;
 pub mod calculate;
+pub mod combine;
 pub mod conditions;
 pub mod decision;
+pub mod gates;
+pub mod history;
+pub mod metric;
 pub mod pods;
 pub mod samples;
 pub mod selector;
+pub mod status;
 pub mod time;
 
-pub use decision::{Decision, Event, Input, MetricOutcome, Path, Scale, Settings, decide, effective_metrics};
+pub use decision::{Decision, Event, Input, Path, Scale, Settings, decide};
+pub use metric::{MetricOutcome, effective_metrics};
 pub use pods::PodInfo;
 pub use samples::{Gathered, MetricValues, PodSample, PodUsage};

@@ -1,0 +1,82 @@
+//! Combining the metrics' proposals into one, with the HPA's rule for metrics that failed.
+
+use ferroscale_api::{AutoscalerCondition, MetricSourceType};
+use jiff::Timestamp;
+
+use crate::conditions::{self, SCALING_ACTIVE};
+use crate::decision::{Decision, Event};
+use crate::metric::MetricOutcome;
+
+/// The maximum over valid metrics, with the HPA's rule for invalid ones: they are ignored when
+/// the valid ones propose a scale-up (or no change), and block everything otherwise.
+pub fn combine(
+    decision: &mut Decision,
+    conds: &mut Vec<AutoscalerCondition>,
+    current: i32,
+    now: Timestamp,
+) -> Result<(i32, String), String> {
+    let mut best: Option<(i32, &str)> = None;
+    let mut invalid = 0;
+    let mut first_error: Option<(&str, &str)> = None;
+    for m in &decision.metrics {
+        match (&m.error, m.replicas) {
+            (None, Some(replicas)) => {
+                if best.is_none_or(|(b, _)| b == 0 || replicas > b) {
+                    best = Some((replicas, &m.description));
+                }
+            }
+            (error, _) => {
+                invalid += 1;
+                first_error.get_or_insert((reason_of(m), error.as_deref().unwrap_or("no proposal")));
+            }
+        }
+    }
+    for m in &decision.metrics {
+        if let Some(error) = &m.error {
+            decision.events.push(Event {
+                warning: true,
+                reason: reason_of(m).into(),
+                message: error.clone(),
+            });
+        }
+    }
+    let total = decision.metrics.len();
+    let replicas = best.map_or(0, |(r, _)| r);
+    if let Some((reason, error)) = first_error
+        && (invalid >= total || replicas < current)
+    {
+        conditions::set(
+            conds,
+            SCALING_ACTIVE,
+            false,
+            reason,
+            format!("the HPA was unable to compute the replica count: {error}"),
+            now,
+        );
+        return Err(format!(
+            "invalid metrics ({invalid} invalid out of {total}), first error is: {error}"
+        ));
+    }
+    let description = best.map_or_else(String::new, |(_, d)| d.to_string());
+    conditions::set(
+        conds,
+        SCALING_ACTIVE,
+        true,
+        "ValidMetricFound",
+        format!("the HPA was able to successfully calculate a replica count from {description}"),
+        now,
+    );
+    Ok((replicas, description))
+}
+
+pub fn reason_of(m: &MetricOutcome) -> &'static str {
+    match m.source {
+        Some(MetricSourceType::Resource) | None => "FailedGetResourceMetric",
+        Some(MetricSourceType::ContainerResource) => "FailedGetContainerResourceMetric",
+        Some(MetricSourceType::Pods) => "FailedGetPodsMetric",
+        Some(MetricSourceType::Object) => "FailedGetObjectMetric",
+        Some(MetricSourceType::External) => "FailedGetExternalMetric",
+        Some(MetricSourceType::Prometheus) => "FailedGetPrometheusMetric",
+        Some(MetricSourceType::Unknown) => "InvalidMetricSourceType",
+    }
+}
