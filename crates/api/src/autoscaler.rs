@@ -369,8 +369,10 @@ pub struct AutoscalerStatus {
     /// Current against target value of each metric, as `kubectl get hpa` shows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<String>,
-    /// Unstabilized recommendations still inside the longest stabilization window. Absent on an
-    /// Autoscaler that was never evaluated.
+    /// Unstabilized recommendations that a stabilization window can still reach, the newest of
+    /// each replica count. The one marked `current` is the latest evaluations' recommendation;
+    /// it changes only when the recommendation does, so a steady Autoscaler writes no status.
+    /// Absent on an Autoscaler that was never evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendations: Option<Vec<Recommendation>>,
     /// Replicas added by recent rescales, within the longest scale-up policy period.
@@ -381,14 +383,18 @@ pub struct AutoscalerStatus {
     pub scale_down_events: Option<Vec<ScaleEvent>>,
 }
 
-/// One recommendation made at one evaluation.
+/// A recommendation: when it was last made, or for the `current` one, since when it holds.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
-    /// When it was made.
+    /// When it was last made; for the current recommendation, when it was first made.
     pub timestamp: Time,
     /// The replica count the metrics proposed, before stabilization and rate limits.
     pub replicas: i32,
+    /// True for the recommendation of the latest evaluations: made at every evaluation since
+    /// `timestamp`, and still in force.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
 }
 
 /// One rescale.

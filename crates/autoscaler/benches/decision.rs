@@ -63,7 +63,8 @@ fn inputs(
             (0..20)
                 .map(|i| Recommendation {
                     timestamp: Time(now - SignedDuration::from_secs(15 * i)),
-                    replicas: n as i32,
+                    replicas: n as i32 + i as i32,
+                    current: false,
                 })
                 .collect(),
         ),
@@ -93,6 +94,7 @@ fn bench(c: &mut Criterion) {
                     metrics: &metrics,
                     now,
                     settings: &settings,
+                    last_recommended: None,
                 };
                 black_box(decide(black_box(&input)))
             })

@@ -32,6 +32,8 @@ pub struct Settings {
     pub initial_readiness_delay: Duration,
     /// The scale-down stabilization window of Autoscalers that set no window of their own.
     pub downscale_stabilization: Duration,
+    /// How often each Autoscaler is evaluated.
+    pub sync_period: Duration,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             cpu_initialization_period: Duration::from_secs(300),
             initial_readiness_delay: Duration::from_secs(30),
             downscale_stabilization: Duration::from_secs(300),
+            sync_period: Duration::from_secs(15),
         }
     }
 }
@@ -68,6 +71,9 @@ pub struct Input<'a> {
     pub metrics: &'a [Gathered],
     pub now: Timestamp,
     pub settings: &'a Settings,
+    /// When the current recommendation in status was last made, if the caller remembers (the
+    /// controller does while it runs); otherwise one sync period before `now` is assumed.
+    pub last_recommended: Option<Timestamp>,
 }
 
 /// A Kubernetes event to record on the Autoscaler.
@@ -118,6 +124,12 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether the controller writes this decision's status: only when it differs from the
+    /// status it read, so a steady Autoscaler costs the API server nothing.
+    pub fn writes_status(&self, previous: Option<&AutoscalerStatus>) -> bool {
+        previous != Some(&self.status)
+    }
+
     /// Status for when the scale update this decision asked for failed: no rescale happened,
     /// so no scale event is kept and the last scale time stays.
     pub fn rescale_failed(&mut self, previous: Option<&AutoscalerStatus>, error: &str, now: Timestamp) {
@@ -203,6 +215,7 @@ pub fn decide(input: &Input) -> Decision {
     );
     let current = scale.spec_replicas;
     let mut history = History::read(status, current, now);
+    let last_made = history.last_made(input.last_recommended, now, settings.sync_period);
     let tolerances = tolerances(spec, settings.tolerance);
     let down_window = settings.downscale_stabilization;
     let rules = spec
@@ -263,8 +276,8 @@ pub fn decide(input: &Input) -> Decision {
                 } else if proposal < current {
                     decision.reason = Some("All metrics below target".into());
                 }
-                let (stabilized, limited) = normalize(&history, rules.as_ref(), spec, current, proposal, input);
-                history.record(proposal, now);
+                let (stabilized, limited) = normalize(&history, last_made, rules.as_ref(), current, proposal, input);
+                history.record(proposal, now, last_made);
                 conditions::set(
                     &mut conds,
                     ABLE_TO_SCALE,
@@ -289,6 +302,9 @@ pub fn decide(input: &Input) -> Decision {
         },
     };
 
+    if decision.proposal.is_none() {
+        history.end_current(last_made);
+    }
     let rescale = desired.is_some_and(|d| d != current);
     let desired = if rescale { desired.unwrap_or(current) } else { current };
     let mut last_scale_time = previous.last_scale_time.clone();
@@ -387,22 +403,23 @@ fn proposal(
 /// `behavior`, its windows and policies; without, the HPA's legacy rules.
 fn normalize(
     history: &History,
+    last_made: Timestamp,
     rules: Option<&(Rules, Rules)>,
-    spec: &AutoscalerSpec,
     current: i32,
     proposal: i32,
     input: &Input,
 ) -> (Step, Step) {
-    let (min, max, now) = (spec.min_replicas_or_default(), spec.max_replicas, input.now);
+    let (min, max, now) = (input.spec.min_replicas_or_default(), input.spec.max_replicas, input.now);
+    let recommendations = history.window(last_made);
     match rules {
         None => {
             let window = input.settings.downscale_stabilization;
-            let s = behavior::stabilize_legacy(&history.recommendations, proposal, now, window);
+            let s = behavior::stabilize_legacy(&recommendations, proposal, now, window);
             let l = behavior::limit_legacy(current, s.replicas, min, max);
             (s, l)
         }
         Some((up, down)) => {
-            let s = behavior::stabilize(&history.recommendations, proposal, current, now, up, down);
+            let s = behavior::stabilize(&recommendations, proposal, current, now, up, down);
             let rates = RateLimits {
                 up,
                 down,

@@ -130,7 +130,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         targets: Targets::new(client.clone()),
         metrics: Arc::new(metrics),
         settings: Settings::default(),
-        sync_period: Duration::from_secs(15),
+        remembered: Default::default(),
         recorder: Recorder::new(
             client,
             Reporter {
@@ -303,4 +303,26 @@ async fn an_invalid_spec_waits_for_a_change() {
     let (state, reason) = condition(&status, "ScalingActive");
     assert_eq!((state.as_str(), reason.as_str()), ("False", "InvalidSpec"));
     assert_eq!(event_reasons(&log), vec!["InvalidSpec"]);
+}
+
+#[tokio::test]
+async fn a_steady_autoscaler_writes_its_status_once() {
+    // 100% of a 30% target on 3 pods proposes 3 (the current count) every time.
+    let (client, log) = api(false);
+    let ctx = context(client, FakeMetrics(Ok(vec![300, 300, 300])));
+    let mut object = autoscaler("web", 1);
+    reconcile(Arc::new(object.clone()), ctx.clone()).await.unwrap();
+    let writes = log.find("PATCH", "/autoscalers/web/status");
+    assert_eq!(writes.len(), 1, "the first evaluation records its recommendation");
+    object.status = Some(serde_json::from_value(status_of(&log)).unwrap());
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        reconcile(Arc::new(object.clone()), ctx.clone()).await.unwrap();
+    }
+    assert_eq!(
+        log.find("PATCH", "/autoscalers/web/status").len(),
+        1,
+        "evaluations that change nothing write nothing"
+    );
+    assert!(log.find("PATCH", "/scale").is_empty());
 }

@@ -87,6 +87,7 @@ impl DecisionArgs {
             cpu_initialization_period: self.cpu_initialization_period,
             initial_readiness_delay: self.initial_readiness_delay,
             downscale_stabilization: self.downscale_stabilization,
+            ..Settings::default()
         }
     }
 }
@@ -102,6 +103,10 @@ struct ExplainArgs {
     /// The evaluation time (RFC 3339); defaults to the current time.
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     now: Option<Timestamp>,
+    /// The operator's sync period (Go duration): when the current recommendation in status
+    /// changes, the previous one is taken as last made one period earlier.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    sync_period: Duration,
     #[command(flatten)]
     decision: DecisionArgs,
 }
@@ -153,7 +158,11 @@ pub fn run() -> Result<()> {
         Command::Crds { out_dir, kube_version } => crds(out_dir, kube_version),
         Command::Explain(args) => {
             let now = args.now.unwrap_or_else(Timestamp::now);
-            let replay = crate::explain::replay(&args.snapshot, now, &args.decision.settings())?;
+            let settings = Settings {
+                sync_period: args.sync_period,
+                ..args.decision.settings()
+            };
+            let replay = crate::explain::replay(&args.snapshot, now, &settings)?;
             for warning in &replay.snapshot.rest.ignored {
                 eprintln!("warning: {}: {warning}", args.snapshot.display());
             }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use ferroscale_api::quantity::format_milli;
-use ferroscale_api::{AutoscalerStatus, MetricSourceType, MetricSpec, MetricTarget};
+use ferroscale_api::{MetricSourceType, MetricSpec, MetricTarget};
 use ferroscale_autoscaler::decision::scale_selector;
 use ferroscale_autoscaler::{Decision, Input, Path as DecisionPath, Scale, Settings, decide, effective_metrics};
 use jiff::Timestamp;
@@ -51,6 +51,8 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         metrics: &gathered,
         now,
         settings,
+        // A snapshot says nothing of the controller's memory: it decides as a new leader would.
+        last_recommended: None,
     };
     let decision = decide(&input);
     Replay {
@@ -305,11 +307,15 @@ pub fn to_text(replay: &Replay) -> String {
     for e in d.events.iter().filter(|e| e.warning) {
         let _ = writeln!(out, "  warning event {}: {}", e.reason, e.message);
     }
-    let _ = writeln!(
-        out,
-        "  it records this recommendation in status ({} kept for stabilization) and evaluates again after one sync period.",
-        history_len(&d.status)
-    );
+    let kept = d.status.recommendations.as_ref().map_or(0, Vec::len);
+    let what = if !d.writes_status(replay.snapshot.autoscaler.status.as_ref()) {
+        "status does not change, so nothing is written".to_string()
+    } else if d.proposal.is_some() {
+        format!("it writes status, recording this recommendation ({kept} kept for stabilization)")
+    } else {
+        format!("it writes status ({kept} recommendations kept for stabilization)")
+    };
+    let _ = writeln!(out, "  {what}; it evaluates again after one sync period.");
     out
 }
 
@@ -322,8 +328,4 @@ fn current_value(status: &ferroscale_api::MetricStatus) -> String {
         },
         None => "no value".into(),
     }
-}
-
-fn history_len(status: &AutoscalerStatus) -> usize {
-    status.recommendations.as_ref().map_or(0, Vec::len)
 }

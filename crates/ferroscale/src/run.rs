@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use ferroscale_api::{Autoscaler, PodSet};
+use ferroscale_autoscaler::Settings;
 use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::events::{Recorder, Reporter};
@@ -314,8 +315,11 @@ async fn operate(args: RunArgs) -> Result<()> {
             pods: pods.clone(),
             targets: autoscaler::target::Targets::new(client.clone()),
             metrics: Arc::new(sources),
-            settings: args.decision.settings(),
-            sync_period: args.sync_period,
+            settings: Settings {
+                sync_period: args.sync_period,
+                ..args.decision.settings()
+            },
+            remembered: Default::default(),
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),

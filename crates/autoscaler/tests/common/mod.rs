@@ -313,6 +313,7 @@ pub fn history(entries: &[(i64, i32)]) -> Vec<Recommendation> {
         .map(|(seconds_ago, replicas)| Recommendation {
             timestamp: Time(ago(*seconds_ago)),
             replicas: *replicas,
+            current: false,
         })
         .collect()
 }
@@ -382,6 +383,7 @@ impl Case {
             metrics: &self.metrics,
             now: now(),
             settings: &self.settings,
+            last_recommended: None,
         })
     }
 }

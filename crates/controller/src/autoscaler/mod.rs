@@ -4,11 +4,12 @@
 
 pub mod target;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
 use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, reads_metrics, scale_selector};
+use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
 use ferroscale_metrics::MetricsSource;
 use futures::{StreamExt, TryStreamExt};
@@ -56,19 +57,27 @@ pub struct Context {
     pub pods: PodCache,
     pub targets: Targets,
     pub metrics: Arc<dyn MetricsSource>,
+    /// The decision's settings; `sync_period` is how often each Autoscaler is evaluated.
     pub settings: Settings,
-    pub sync_period: Duration,
     pub recorder: Recorder,
     pub backoff: Backoff,
     pub telemetry: Arc<Telemetry>,
+    /// When each Autoscaler's current recommendation was last made, by uid: a steady
+    /// Autoscaler's status does not change, so it does not say.
+    pub remembered: Mutex<HashMap<String, Remembered>>,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("settings", &self.settings)
-            .field("sync_period", &self.sync_period)
             .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    fn remember(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.remembered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -91,7 +100,9 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let key = format!("{namespace}/{name}");
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
     ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
-    let now = Timestamp::now();
+    // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
+    // evaluations equal to what is read back.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let generation = autoscaler.metadata.generation;
     let previous = autoscaler.status.as_ref();
 
@@ -109,7 +120,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             warn!(%error, "cannot read the target's scale");
             publish(&ctx, &autoscaler, true, "FailedGetScale", &error).await;
             write_status(&ctx, &autoscaler, &failed_get_scale(previous, generation, &error, now)).await?;
-            return Ok(Action::requeue(ctx.sync_period));
+            return Ok(Action::requeue(ctx.settings.sync_period));
         }
     };
     let scale = Scale {
@@ -132,6 +143,8 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         }
         _ => (Vec::new(), Vec::new()),
     };
+    let uid = autoscaler.uid().unwrap_or_default();
+    let remembered = ctx.remember().get(&uid).and_then(|r| r.last_made(previous));
     let input = Input {
         spec: &autoscaler.spec,
         status: previous,
@@ -141,8 +154,13 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         metrics: &gathered,
         now,
         settings: &ctx.settings,
+        last_recommended: remembered,
     };
     let mut decision: Decision = decide(&input);
+    match Remembered::after(decision.proposal.is_some(), &decision.status, now) {
+        Some(r) => ctx.remember().insert(uid, r),
+        None => ctx.remember().remove(&uid),
+    };
     if decision.rescale {
         match ctx
             .targets
@@ -167,7 +185,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     }
     write_status(&ctx, &autoscaler, &decision.status).await?;
     ctx.backoff.reset(&key);
-    Ok(Action::requeue(ctx.sync_period))
+    Ok(Action::requeue(ctx.settings.sync_period))
 }
 
 async fn write_status(ctx: &Context, autoscaler: &Autoscaler, status: &AutoscalerStatus) -> Result<(), Error> {
@@ -214,6 +232,7 @@ pub async fn run(
 ) {
     let (reader, writer) = reflector::store();
     let telemetry = ctx.telemetry.clone();
+    let forget = ctx.clone();
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
@@ -221,6 +240,9 @@ pub async fn run(
             // A deleted Autoscaler is never reconciled again: drop its gauges here.
             if let watcher::Event::Delete(a) = event {
                 telemetry.forget(a, &effective_metrics(&a.spec));
+                if let Some(uid) = a.uid() {
+                    forget.remembered.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
+                }
             }
         })
         .applied_objects()

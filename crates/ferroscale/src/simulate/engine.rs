@@ -12,6 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::scenario::ScenarioSpec;
+use ferroscale_autoscaler::history::Remembered;
 
 /// The simulated clock starts here, so runs are reproducible.
 const START: Timestamp = Timestamp::constant(1_767_225_600, 0); // 2026-01-01T00:00:00Z
@@ -62,6 +63,10 @@ struct Pod {
 
 /// Simulates the scenario.
 pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
+    let settings = &Settings {
+        sync_period: spec.sync_period,
+        ..*settings
+    };
     let request = milli_value(&spec.cpu_request).unwrap_or(500);
     let metrics = effective_metrics(&spec.autoscaler).into_owned();
     let mut pods: Vec<Pod> = (0..spec.initial_replicas)
@@ -81,6 +86,7 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
     let mut next_pod = spec.initial_replicas;
     let mut desired = spec.initial_replicas as i32;
     let mut status: Option<AutoscalerStatus> = None;
+    let mut remembered: Option<Remembered> = None;
     let mut timeline = Vec::new();
     let mut ready_history: Vec<(Duration, u32)> = Vec::new();
     let (mut replica_seconds, mut over_target_seconds) = (0u64, 0u64);
@@ -129,8 +135,10 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             metrics: &gathered,
             now,
             settings,
+            last_recommended: remembered.and_then(|r| r.last_made(status.as_ref())),
         };
         let decision = decide(&input);
+        remembered = Remembered::after(decision.proposal.is_some(), &decision.status, now);
 
         let actual_per_pod = load / f64::from(ready.max(1));
         if over_target(metrics.first(), actual_per_pod, load, ready, spec.pod_capacity, request) {
