@@ -25,9 +25,12 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
-	$(CARGO) run -q --locked -p ferroscale -- crds --out-dir crds
-	@if [ -d charts/ferroscale/crds ]; then cp crds/*.yaml charts/ferroscale/crds/; fi
+crds: ## Regenerate crds/ (both sets) and the chart's templates/crds.yaml from the Rust types
+	$(CARGO) build -q --locked -p ferroscale
+	target/debug/ferroscale crds --out-dir crds
+	mkdir -p crds/kubernetes-1.19-1.24
+	target/debug/ferroscale crds --kube-version 1.24 --out-dir crds/kubernetes-1.19-1.24
+	target/debug/ferroscale crds --helm-template > charts/ferroscale/templates/crds.yaml
 
 chart-lint: ## helm lint and helm template of charts/ferroscale
 	helm lint charts/ferroscale

@@ -39,6 +39,11 @@ fn helm() -> Option<String> {
 }
 
 fn render(helm: &str, values: &[&str]) -> Vec<Value> {
+    render_for(helm, values, "1.28.0")
+}
+
+/// `helm template` as for a cluster of `kube_version`.
+fn render_for(helm: &str, values: &[&str], kube_version: &str) -> Vec<Value> {
     let mut cmd = Command::new(helm);
     cmd.args([
         "template",
@@ -46,7 +51,8 @@ fn render(helm: &str, values: &[&str]) -> Vec<Value> {
         chart().to_str().unwrap(),
         "--namespace",
         "ops",
-        "--include-crds",
+        "--kube-version",
+        kube_version,
     ]);
     for v in values {
         cmd.args(["--set", v]);
@@ -202,12 +208,27 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
 }
 
 #[test]
-fn the_charts_crds_are_the_generated_ones() {
-    for (file, generated) in ferroscale_api::crd_documents() {
-        let on_disk = std::fs::read_to_string(chart().join("crds").join(&file)).unwrap();
-        assert!(
-            on_disk == generated,
-            "charts/ferroscale/crds/{file} differs; run `make crds`"
-        );
+fn the_chart_installs_the_crds_each_cluster_version_takes() {
+    let Some(helm) = helm() else { return };
+    for (cluster, crds_for) in [
+        ("1.19.0", "1.19"),
+        ("1.24.17", "1.24"),
+        ("1.25.0", "1.25"),
+        ("1.33.1", "1.33"),
+    ] {
+        let rendered: Vec<Value> = render_for(&helm, &[], cluster)
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+            .collect();
+        let mut expected: Vec<Value> = ferroscale_api::crd::for_kube_version(crds_for.parse().unwrap())
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect();
+        for crd in &mut expected {
+            crd["metadata"]["annotations"] = serde_json::json!({"helm.sh/resource-policy": "keep"});
+        }
+        assert_eq!(rendered, expected, "the CRDs rendered for Kubernetes {cluster}");
     }
+    let none = render_for(&helm, &["crds.install=false"], "1.28.0");
+    assert!(none.iter().all(|d| d["kind"] != "CustomResourceDefinition"));
 }

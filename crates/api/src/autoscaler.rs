@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.currentReplicas"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerSpec {
     /// The workload to scale: any object with a `scale` subresource in the Autoscaler's namespace.

@@ -5,25 +5,36 @@
 
 use std::path::Path;
 
+use ferroscale_api::crd;
+
+fn assert_same(path: &Path, generated: &str) {
+    let on_disk = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", path.display()));
+    assert!(
+        on_disk == generated,
+        "{} differs from the types; run `make crds`",
+        path.display()
+    );
+}
+
 #[test]
 fn checked_in_crds_match_the_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for dir in ["crds", "charts/ferroscale/crds"] {
-        let dir = root.join(dir);
-        if dir.ends_with("charts/ferroscale/crds") && !dir.exists() {
-            continue;
-        }
-        for (file, generated) in ferroscale_api::crd_documents() {
-            let path = dir.join(file);
-            let on_disk =
-                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", path.display()));
-            assert!(
-                on_disk == generated,
-                "{} differs from the types; run `make crds`",
-                path.display()
-            );
+    let sets = [
+        (root.join("crds"), crd::crds()),
+        (
+            root.join("crds").join(crd::PRE_CEL_DIR),
+            crd::for_kube_version(crd::PRE_CEL),
+        ),
+    ];
+    for (dir, crds) in sets {
+        for (file, generated) in crd::documents(&crds) {
+            assert_same(&dir.join(file), &generated);
         }
     }
+    assert_same(
+        &root.join("charts/ferroscale/templates/crds.yaml"),
+        &crd::helm_template(),
+    );
 }
 
 #[test]

@@ -34,6 +34,9 @@ enum Command {
         /// --server-side` works there too. Without it, every field is kept.
         #[arg(long, value_name = "VERSION", value_parser = parse_kube_version)]
         kube_version: Option<KubeVersion>,
+        /// Print the Helm chart's templates/crds.yaml instead (`make crds` writes it).
+        #[arg(long, hide = true, conflicts_with_all = ["out_dir", "kube_version"])]
+        helm_template: bool,
     },
     /// Replay one decision offline from a snapshot of cluster objects, and explain it.
     Explain(ExplainArgs),
@@ -155,7 +158,15 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Run(args) => crate::run::run(args),
         Command::Simulate(args) => simulate(args),
-        Command::Crds { out_dir, kube_version } => crds(out_dir, kube_version),
+        Command::Crds {
+            helm_template: true, ..
+        } => {
+            print!("{}", ferroscale_api::crd::helm_template());
+            Ok(())
+        }
+        Command::Crds {
+            out_dir, kube_version, ..
+        } => crds(out_dir, kube_version),
         Command::Explain(args) => {
             let now = args.now.unwrap_or_else(Timestamp::now);
             let settings = Settings {
