@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Prometheus for Prometheus metrics that name no serverAddress (e.g. http://prometheus.monitoring:9090).
     #[arg(long, value_name = "URL", env = "FERROSCALE_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// How long a request to metrics.k8s.io, custom.metrics.k8s.io or external.metrics.k8s.io
+    /// may take (Go duration); past it, the metric fails for that evaluation.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_METRICS_TIMEOUT")]
+    metrics_timeout: std::time::Duration,
     /// How long a Prometheus query may take (Go duration).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_PROMETHEUS_TIMEOUT")]
     prometheus_timeout: std::time::Duration,
@@ -181,19 +185,22 @@ async fn operate(args: RunArgs) -> Result<()> {
             anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
         }
     }
-    let client = match &args.kubeconfig {
+    let mut config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            Client::try_from(config).context("cannot build a Kubernetes client")?
+                .with_context(|| format!("--kubeconfig {}", path.display()))?
         }
-        None => Client::try_default()
+        None => kube::Config::infer()
             .await
             .context("cannot reach the Kubernetes API (tried ~/.kube/config and the in-cluster config)")?,
     };
+    // No client-side retries: kube's would retry a 503 from an unavailable metrics API for
+    // minutes inside one reconcile, hiding the failure. Every evaluation is retried anyway.
+    config.default_retry = false;
+    let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
 
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
@@ -303,7 +310,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
         let sources = Sources {
-            apis: Arc::new(MetricsApis::new(client.clone())),
+            apis: Arc::new(MetricsApis::new(client.clone(), args.metrics_timeout)),
             prometheus: Arc::new(prometheus),
         };
         let reporter = Reporter {

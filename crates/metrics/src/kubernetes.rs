@@ -60,6 +60,8 @@ pub struct MetricsApis {
     client: Client,
     custom_version: Mutex<Option<(String, Instant)>>,
     kinds: Kinds,
+    /// Bound on each request: an unresponsive metrics server is a metric error, not a stall.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for MetricsApis {
@@ -69,11 +71,14 @@ impl std::fmt::Debug for MetricsApis {
 }
 
 impl MetricsApis {
-    pub fn new(client: Client) -> Self {
+    /// Reads through `client`, each request bounded by `timeout`. The client should not retry
+    /// on its own: an unavailable metrics API (503) must fail this evaluation's metric at once.
+    pub fn new(client: Client, timeout: Duration) -> Self {
         Self {
             kinds: Kinds::new(client.clone()),
             client,
             custom_version: Mutex::new(None),
+            timeout,
         }
     }
 
@@ -81,10 +86,12 @@ impl MetricsApis {
         let request = http::Request::get(path)
             .body(Vec::new())
             .map_err(|e| format!("invalid request {path}: {e}"))?;
-        self.client.request::<T>(request).await.map_err(|e| match e {
-            kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-            other => other.to_string(),
-        })
+        match tokio::time::timeout(self.timeout, self.client.request::<T>(request)).await {
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(kube::Error::Api(status))) => Err(format!("{} ({})", status.message, status.code)),
+            Ok(Err(other)) => Err(other.to_string()),
+        }
     }
 
     /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource

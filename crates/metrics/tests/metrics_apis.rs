@@ -11,6 +11,9 @@ use ferroscale_api::CrossVersionObjectReference;
 use ferroscale_metrics::MetricsApis;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn cluster(custom_versions: &'static [&'static str]) -> (kube::Client, common::Log) {
     fake_api(move |_method, path, _body| match path {
@@ -73,7 +76,10 @@ fn selector(key: &str, value: &str) -> LabelSelector {
 #[tokio::test]
 async fn pod_metrics_by_label_selector() {
     let (client, log) = cluster(&["v1beta2"]);
-    let usage = MetricsApis::new(client).pod_metrics("ns", "app=web").await.unwrap();
+    let usage = MetricsApis::new(client, TIMEOUT)
+        .pod_metrics("ns", "app=web")
+        .await
+        .unwrap();
     assert_eq!(usage[0].pod, "web-0");
     assert_eq!(usage[0].window, std::time::Duration::from_secs(30));
     assert_eq!(
@@ -87,7 +93,7 @@ async fn pod_metrics_by_label_selector() {
 #[tokio::test]
 async fn custom_metrics_use_the_version_discovery_offers() {
     let (client, log) = cluster(&["v1beta1"]);
-    let apis = MetricsApis::new(client);
+    let apis = MetricsApis::new(client, TIMEOUT);
     let samples = apis
         .pods_metric("ns", "qps", "app=web", Some(&selector("verb", "GET")))
         .await
@@ -121,7 +127,7 @@ async fn custom_metrics_use_the_version_discovery_offers() {
 #[tokio::test]
 async fn object_metrics_resolve_the_resource_name() {
     let (client, log) = cluster(&["v1beta1", "v1beta2"]);
-    let apis = MetricsApis::new(client);
+    let apis = MetricsApis::new(client, TIMEOUT);
     let deployment = CrossVersionObjectReference {
         api_version: Some("apps/v1".into()),
         kind: "Deployment".into(),
@@ -146,7 +152,7 @@ async fn object_metrics_resolve_the_resource_name() {
 #[tokio::test]
 async fn external_metrics_and_their_errors() {
     let (client, log) = cluster(&["v1beta2"]);
-    let apis = MetricsApis::new(client);
+    let apis = MetricsApis::new(client, TIMEOUT);
     assert_eq!(
         apis.external_metric("ns", "queue", Some(&selector("q", "orders")))
             .await
@@ -159,9 +165,31 @@ async fn external_metrics_and_their_errors() {
         err.starts_with("unable to fetch metrics from external metrics API") && err.contains("could not find"),
         "{err}"
     );
-    let err = MetricsApis::new(cluster(&[]).0)
+    let err = MetricsApis::new(cluster(&[]).0, TIMEOUT)
         .pods_metric("ns", "qps", "", None)
         .await
         .unwrap_err();
     assert!(err.contains("serves none of v1beta2, v1beta1"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unanswered_request_is_a_metric_error_within_the_timeout() {
+    // A server that takes every request and never answers.
+    let (service, mut handle) =
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+    let held = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(request) = handle.next_request().await {
+            pending.push(request);
+        }
+    });
+    let apis = MetricsApis::new(kube::Client::new(service, "default"), Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let err = apis.pod_metrics("ns", "app=web").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        err,
+        "unable to fetch metrics from resource metrics API: no answer within 200ms"
+    );
+    held.abort();
 }
