@@ -154,9 +154,13 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
-        let child = Command::new(env!("CARGO_BIN_EXE_ferroscale"))
-            .arg("run")
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferroscale"));
+        command.arg("run").args(args);
+        // Operators of tests running side by side must not compete for one admin port.
+        if !args.contains(&"--admin-addr") {
+            command.args(["--admin-addr", "127.0.0.1:0"]);
+        }
+        let child = command
             .env("KUBECONFIG", kubeconfig)
             .env("FERROSCALE_LOG_FILTER", "info,ferroscale_controller=debug")
             .stdout(Stdio::inherit())
@@ -172,11 +176,20 @@ impl Operator {
     }
 
     /// Stops the operator as Kubernetes would (SIGTERM), waiting for it to exit.
-    pub fn stop(mut self) -> Result<()> {
+    pub fn stop(self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Kills the operator (SIGKILL), as a crashed node would: nothing is released.
+    pub fn kill(self) -> Result<()> {
+        self.signal("KILL")
+    }
+
+    fn signal(mut self, signal: &str) -> Result<()> {
         #[cfg(unix)]
         {
             let pid = self.child.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
@@ -185,7 +198,7 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("the operator did not stop within 30s of SIGTERM")
+        bail!("the operator did not stop within 30s of SIG{signal}")
     }
 }
 
@@ -193,5 +206,104 @@ impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs kubectl against the test cluster; the output, or an error carrying its stderr.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String> {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = Command::new(&kubectl)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .with_context(|| format!("running {kubectl}"))?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The fake metrics API's values file (the local control plane's `run/metrics.json`), named
+/// by FERROSCALE_E2E_METRICS_FILE; None after printing why the test is skipped.
+pub fn metrics_file_or_skip(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("FERROSCALE_E2E_METRICS_FILE") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            println!(
+                "skipped {test}: set FERROSCALE_E2E_METRICS_FILE to the values file of the fake metrics API \
+                 (e.g. /opt/k8s/run/metrics.json of ../shared/controlplane)"
+            );
+            None
+        }
+    }
+}
+
+/// The CPU usage the fake metrics API reports for every pod of one namespace; the entry is
+/// removed on drop.
+pub struct FakeCpu {
+    file: PathBuf,
+    namespace: String,
+}
+
+impl FakeCpu {
+    pub fn new(file: &Path, namespace: &str) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// Every pod of the namespace uses `millicores`.
+    pub fn set(&self, millicores: u32) -> Result<()> {
+        self.edit(|pods| {
+            pods.insert(self.namespace.clone(), serde_json::json!({"*": {"cpu": millicores}}));
+        })
+    }
+
+    fn edit(&self, change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Result<()> {
+        // Tests of several processes may edit the file: take a lock file while changing it.
+        let lock = self.file.with_extension("lock");
+        let give_up = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .is_err()
+        {
+            if std::time::Instant::now() > give_up {
+                bail!("{} stayed locked for 30s", lock.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let result = (|| {
+            let text =
+                std::fs::read_to_string(&self.file).with_context(|| format!("reading {}", self.file.display()))?;
+            let mut doc: serde_json::Value = serde_json::from_str(&text)?;
+            let root = doc.as_object_mut().context("metrics file is not a JSON object")?;
+            let pods = root
+                .entry("pods")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+                .context("pods is not an object")?;
+            change(pods);
+            let temporary = self.file.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&temporary, serde_json::to_vec(&doc)?)?;
+            std::fs::rename(&temporary, &self.file)?;
+            anyhow::Ok(())
+        })();
+        let _ = std::fs::remove_file(&lock);
+        result
+    }
+}
+
+impl Drop for FakeCpu {
+    fn drop(&mut self) {
+        let _ = self.edit(|pods| {
+            pods.remove(&self.namespace);
+        });
     }
 }
