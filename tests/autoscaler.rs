@@ -298,9 +298,21 @@ async fn a_podset_scales_on_cpu_from_metrics_k8s_io() -> Result<()> {
     })
     .await?;
     let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
-    let status = autoscalers.get_status("web").await?.status.unwrap();
-    let current = status.current_metrics.unwrap()[0].resource.clone().unwrap().current;
-    assert_eq!(current.average_utilization, Some(100), "read from metrics.k8s.io");
+    wait_for(
+        "status to report 100% CPU read from metrics.k8s.io",
+        CONVERGE,
+        || async {
+            let status = autoscalers.get_status("web").await?.status.unwrap_or_default();
+            let utilization = status
+                .current_metrics
+                .unwrap_or_default()
+                .first()
+                .and_then(|m| m.resource.as_ref())
+                .and_then(|r| r.current.average_utilization);
+            Ok((utilization == Some(100)).then_some(()))
+        },
+    )
+    .await?;
     // 25%: half the pods are enough. The new pods' CPU does not count until they have been
     // Ready for a metric window, so upstream proposes 1 or 2 here; minReplicas makes it 2.
     cpu.set(25)?;

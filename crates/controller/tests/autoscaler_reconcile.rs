@@ -58,7 +58,7 @@ impl MetricsSource for FakeMetrics {
 fn autoscaler(target: &str, min: i32) -> Autoscaler {
     serde_json::from_value(json!({
         "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler",
-        "metadata": {"name": "web", "namespace": "ns", "uid": "uid-a", "generation": 2},
+        "metadata": {"name": "web", "namespace": "ns", "uid": "uid-a", "generation": 2, "resourceVersion": "7"},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": min, "maxReplicas": 10,
@@ -130,7 +130,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         targets: Targets::new(client.clone()),
         metrics: Arc::new(metrics),
         settings: Settings::default(),
-        remembered: Default::default(),
+        memory: Default::default(),
         recorder: Recorder::new(
             client,
             Reporter {
@@ -325,4 +325,25 @@ async fn a_steady_autoscaler_writes_its_status_once() {
         "evaluations that change nothing write nothing"
     );
     assert!(log.find("PATCH", "/scale").is_empty());
+}
+
+#[tokio::test]
+async fn history_written_is_not_lost_while_the_cache_lags_behind() {
+    let (client, log) = api(false);
+    let ctx = context(client, FakeMetrics(Ok(vec![300, 300, 300])));
+    // The cache keeps showing the object as it was before the first write (same version).
+    let stale = Arc::new(autoscaler("web", 1));
+    reconcile(stale.clone(), ctx.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    reconcile(stale.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(
+        log.find("PATCH", "/autoscalers/web/status").len(),
+        1,
+        "the second evaluation starts from the status written, not the stale one"
+    );
+    // Once the cache shows a newer version, it is the truth again.
+    let mut newer = autoscaler("web", 1);
+    newer.metadata.resource_version = Some("8".into());
+    reconcile(Arc::new(newer), ctx).await.unwrap();
+    assert_eq!(log.find("PATCH", "/autoscalers/web/status").len(), 2);
 }

@@ -326,7 +326,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 sync_period: args.sync_period,
                 ..args.decision.settings()
             },
-            remembered: Default::default(),
+            memory: Default::default(),
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),

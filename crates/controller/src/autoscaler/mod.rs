@@ -62,9 +62,30 @@ pub struct Context {
     pub recorder: Recorder,
     pub backoff: Backoff,
     pub telemetry: Arc<Telemetry>,
-    /// When each Autoscaler's current recommendation was last made, by uid: a steady
-    /// Autoscaler's status does not change, so it does not say.
-    pub remembered: Mutex<HashMap<String, Remembered>>,
+    /// What the controller keeps of each Autoscaler between evaluations, by uid.
+    pub memory: Mutex<HashMap<String, Memory>>,
+}
+
+/// What the controller keeps of one Autoscaler between evaluations.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// When the current recommendation in status was last made: a steady Autoscaler's status
+    /// does not change, so it does not say.
+    recommendation: Option<Remembered>,
+    /// The status last written, with the resourceVersion of the object it was computed from.
+    /// While the cache still shows that version, the write is not visible there yet, and
+    /// deciding from the cached status would lose the history just written.
+    written: Option<(String, AutoscalerStatus)>,
+}
+
+impl Memory {
+    /// The status to decide from: the one last written while the cache lags behind it.
+    fn status<'a>(&'a self, autoscaler: &'a Autoscaler) -> Option<&'a AutoscalerStatus> {
+        match &self.written {
+            Some((read, status)) if autoscaler.metadata.resource_version.as_ref() == Some(read) => Some(status),
+            _ => autoscaler.status.as_ref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -76,8 +97,29 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    fn remember(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
-        self.remembered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes `status` unless it is what `previous` already says, and remembers it.
+    async fn write_status(
+        &self,
+        autoscaler: &Autoscaler,
+        previous: Option<&AutoscalerStatus>,
+        status: &AutoscalerStatus,
+    ) -> Result<(), Error> {
+        if previous == Some(status) {
+            return Ok(());
+        }
+        let api: Api<Autoscaler> = Api::namespaced(self.client.clone(), &autoscaler.namespace().unwrap_or_default());
+        let patch = json!({"status": status});
+        api.patch_status(&autoscaler.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::Status(autoscaler.name_any(), e))?;
+        if let (Some(uid), Some(read)) = (autoscaler.uid(), autoscaler.resource_version()) {
+            self.memory().entry(uid).or_default().written = Some((read, status.clone()));
+        }
+        Ok(())
     }
 }
 
@@ -104,12 +146,31 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let generation = autoscaler.metadata.generation;
-    let previous = autoscaler.status.as_ref();
+    let uid = autoscaler.uid().unwrap_or_default();
+    let memory = {
+        let mut all = ctx.memory();
+        let memory = all.entry(uid.clone()).or_default();
+        // Once the cache shows a newer version, it holds what was written: forget the copy.
+        if memory
+            .written
+            .as_ref()
+            .is_some_and(|(read, _)| autoscaler.metadata.resource_version.as_ref() != Some(read))
+        {
+            memory.written = None;
+        }
+        memory.clone()
+    };
+    let previous = memory.status(&autoscaler);
 
     if let Err(problems) = autoscaler.spec.validate() {
         let message = problems.to_string();
         publish(&ctx, &autoscaler, true, "InvalidSpec", &message).await;
-        write_status(&ctx, &autoscaler, &invalid_spec(previous, generation, &message, now)).await?;
+        ctx.write_status(
+            &autoscaler,
+            previous,
+            &invalid_spec(previous, generation, &message, now),
+        )
+        .await?;
         return Ok(Action::await_change());
     }
 
@@ -119,7 +180,12 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         Err(error) => {
             warn!(%error, "cannot read the target's scale");
             publish(&ctx, &autoscaler, true, "FailedGetScale", &error).await;
-            write_status(&ctx, &autoscaler, &failed_get_scale(previous, generation, &error, now)).await?;
+            ctx.write_status(
+                &autoscaler,
+                previous,
+                &failed_get_scale(previous, generation, &error, now),
+            )
+            .await?;
             return Ok(Action::requeue(ctx.settings.sync_period));
         }
     };
@@ -143,8 +209,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         }
         _ => (Vec::new(), Vec::new()),
     };
-    let uid = autoscaler.uid().unwrap_or_default();
-    let remembered = ctx.remember().get(&uid).and_then(|r| r.last_made(previous));
+    let remembered = memory.recommendation.and_then(|r| r.last_made(previous));
     let input = Input {
         spec: &autoscaler.spec,
         status: previous,
@@ -157,10 +222,8 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         last_recommended: remembered,
     };
     let mut decision: Decision = decide(&input);
-    match Remembered::after(decision.proposal.is_some(), &decision.status, now) {
-        Some(r) => ctx.remember().insert(uid, r),
-        None => ctx.remember().remove(&uid),
-    };
+    ctx.memory().entry(uid).or_default().recommendation =
+        Remembered::after(decision.proposal.is_some(), &decision.status, now);
     if decision.rescale {
         match ctx
             .targets
@@ -183,21 +246,9 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     for event in &decision.events {
         publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
     }
-    write_status(&ctx, &autoscaler, &decision.status).await?;
+    ctx.write_status(&autoscaler, previous, &decision.status).await?;
     ctx.backoff.reset(&key);
     Ok(Action::requeue(ctx.settings.sync_period))
-}
-
-async fn write_status(ctx: &Context, autoscaler: &Autoscaler, status: &AutoscalerStatus) -> Result<(), Error> {
-    if autoscaler.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    let api: Api<Autoscaler> = Api::namespaced(ctx.client.clone(), &autoscaler.namespace().unwrap_or_default());
-    let patch = json!({"status": status});
-    api.patch_status(&autoscaler.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| Error::Status(autoscaler.name_any(), e))?;
-    Ok(())
 }
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
@@ -241,7 +292,7 @@ pub async fn run(
             if let watcher::Event::Delete(a) = event {
                 telemetry.forget(a, &effective_metrics(&a.spec));
                 if let Some(uid) = a.uid() {
-                    forget.remembered.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
+                    forget.memory().remove(&uid);
                 }
             }
         })
