@@ -1,18 +1,23 @@
-//! One watch on pods shared by every controller: a store they read, and a stream of changes
-//! that triggers their reconciles. Pods are slimmed to what the controllers read, so the cache
-//! of a large cluster stays small.
+//! One watch on pods shared by every controller: an index they query by namespace and label
+//! selector (and by owner), and a stream of changed pods for the PodSet controller. Pods are
+//! slimmed to what the controllers read, so the cache of a large cluster stays small, and an
+//! evaluation touches only the pods its selector can match instead of every pod of the
+//! namespace.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
-use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::core::{Expression, Selector, SelectorExt};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch_pods};
 use kube::{Api, Client};
+use tokio::sync::mpsc;
 use tracing::warn;
 
-/// Subscribers may lag this many changes behind before the watch waits for them.
+/// Changed pods a subscriber may lag behind before the watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 4096;
 
 fn slim_container(c: &Container) -> Container {
@@ -32,11 +37,13 @@ fn slim_container(c: &Container) -> Container {
 }
 
 /// Keeps metadata that identifies and owns the pod, the containers' names and requests, the
-/// node it runs on, and its phase, start time and conditions; drops the rest.
+/// node it runs on, and its phase, start time and Ready condition; drops the rest.
 pub fn slim(pod: &mut Pod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
+    meta.generate_name = None;
+    meta.resource_version = None;
     if let Some(spec) = &pod.spec {
         pod.spec = Some(PodSpec {
             containers: spec.containers.iter().map(slim_container).collect(),
@@ -50,121 +57,415 @@ pub fn slim(pod: &mut Pod) {
         });
     }
     if let Some(status) = &pod.status {
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.type_ == "Ready")
+            .map(|c| k8s_openapi::api::core::v1::PodCondition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                last_transition_time: c.last_transition_time.clone(),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>();
         pod.status = Some(PodStatus {
             phase: status.phase.clone(),
             start_time: status.start_time.clone(),
-            conditions: status.conditions.clone(),
+            conditions: (!ready.is_empty()).then_some(ready),
             ..PodStatus::default()
         });
     }
 }
 
-/// The pods of the watched namespaces: one store per watched namespace (or one for all), so
-/// that each watch's re-lists only ever replace its own namespace's pods.
-#[derive(Clone)]
-pub struct PodCache {
-    stores: Vec<(Option<String>, Store<Pod>)>,
+/// Names of pods, sharing the strings of the index's keys.
+type Names = HashSet<Arc<str>>;
+
+/// The future that drives one scope's watch.
+pub type Driver = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The pods of one namespace, with the postings that answer selector and owner queries.
+#[derive(Debug, Default)]
+struct Namespace {
+    pods: HashMap<Arc<str>, Arc<Pod>>,
+    /// label key → value → names of the pods carrying it.
+    by_label: HashMap<Arc<str>, HashMap<Arc<str>, Names>>,
+    /// owner uid → names of the pods it owns.
+    by_owner: HashMap<Arc<str>, Names>,
 }
 
-impl std::fmt::Debug for PodCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PodCache")
-            .field("namespaces", &self.stores.iter().map(|(ns, _)| ns).collect::<Vec<_>>())
-            .finish()
+fn labels(pod: &Pod) -> impl Iterator<Item = (&String, &String)> {
+    pod.metadata.labels.iter().flatten()
+}
+
+fn owners(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.metadata.owner_references.iter().flatten().map(|r| r.uid.as_str())
+}
+
+impl Namespace {
+    fn insert(&mut self, pod: Arc<Pod>) {
+        let Some(name) = pod.metadata.name.as_deref() else {
+            return;
+        };
+        let name: Arc<str> = match self.pods.get_key_value(name) {
+            Some((existing, old)) => {
+                let existing = existing.clone();
+                let old = old.clone();
+                // The usual update (status) leaves labels and owners as they were.
+                if old.metadata.labels == pod.metadata.labels
+                    && old.metadata.owner_references == pod.metadata.owner_references
+                {
+                    self.pods.insert(existing, pod);
+                    return;
+                }
+                self.unlink(&existing, &old);
+                existing
+            }
+            None => Arc::from(name),
+        };
+        for (key, value) in labels(&pod) {
+            let values = match self.by_label.get_mut(key.as_str()) {
+                Some(values) => values,
+                None => self.by_label.entry(Arc::from(key.as_str())).or_default(),
+            };
+            let names = match values.get_mut(value.as_str()) {
+                Some(names) => names,
+                None => values.entry(Arc::from(value.as_str())).or_default(),
+            };
+            names.insert(name.clone());
+        }
+        for owner in owners(&pod) {
+            match self.by_owner.get_mut(owner) {
+                Some(names) => names.insert(name.clone()),
+                None => self.by_owner.entry(Arc::from(owner)).or_default().insert(name.clone()),
+            };
+        }
+        self.pods.insert(name, pod);
     }
-}
 
-impl PodCache {
-    /// A cache over one store covering `namespace` (None: all namespaces).
-    pub fn single(namespace: Option<String>, store: Store<Pod>) -> Self {
-        Self {
-            stores: vec![(namespace, store)],
+    fn remove(&mut self, name: &str) {
+        if let Some((name, old)) = self.pods.remove_entry(name) {
+            self.unlink(&name, &old);
         }
     }
 
-    fn store_for(&self, namespace: &str) -> Option<&Store<Pod>> {
-        self.stores
-            .iter()
-            .find(|(ns, _)| ns.as_deref().is_none_or(|n| n == namespace))
-            .map(|(_, s)| s)
+    /// Removes `old`'s postings, and postings left empty.
+    fn unlink(&mut self, name: &str, old: &Pod) {
+        for (key, value) in labels(old) {
+            if let Some(values) = self.by_label.get_mut(key.as_str()) {
+                if let Some(names) = values.get_mut(value.as_str()) {
+                    names.remove(name);
+                    if names.is_empty() {
+                        values.remove(value.as_str());
+                    }
+                }
+                if values.is_empty() {
+                    self.by_label.remove(key.as_str());
+                }
+            }
+        }
+        for owner in owners(old) {
+            if let Some(names) = self.by_owner.get_mut(owner) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.by_owner.remove(owner);
+                }
+            }
+        }
     }
 
-    /// The cached pods of one namespace.
-    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<Pod>> {
-        let Some(store) = self.store_for(namespace) else {
+    /// The names of the pods that can match `selector`: the smallest set named by one of its
+    /// `key=value` or `key in (...)` requirements; None when it has none (scan everything).
+    fn candidates(&self, selector: &Selector) -> Option<Vec<&Arc<str>>> {
+        let mut best: Option<Vec<&Arc<str>>> = None;
+        for expression in selector.clone() {
+            let values: Vec<String> = match expression {
+                Expression::Equal(_, ref v) => vec![v.clone()],
+                Expression::In(_, ref vs) => vs.iter().cloned().collect(),
+                _ => continue,
+            };
+            let key = match &expression {
+                Expression::Equal(k, _) | Expression::In(k, _) => k,
+                _ => continue,
+            };
+            let postings = self.by_label.get(key.as_str());
+            let names: Vec<&Arc<str>> = values
+                .iter()
+                .filter_map(|v| postings.and_then(|p| p.get(v.as_str())))
+                .flatten()
+                .collect();
+            if best.as_ref().is_none_or(|b| names.len() < b.len()) {
+                best = Some(names);
+            }
+        }
+        best
+    }
+
+    fn select(&self, selector: &Selector) -> Vec<Arc<Pod>> {
+        let empty = BTreeMap::new();
+        let matches = |pod: &&Arc<Pod>| selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty));
+        match self.candidates(selector) {
+            Some(names) => names
+                .into_iter()
+                .filter_map(|n| self.pods.get(n))
+                .filter(matches)
+                .cloned()
+                .collect(),
+            None => self.pods.values().filter(matches).cloned().collect(),
+        }
+    }
+}
+
+/// Everything the watches have seen, by namespace.
+#[derive(Debug, Default)]
+struct Index {
+    namespaces: HashMap<String, Namespace>,
+}
+
+impl Index {
+    fn apply(&mut self, pod: Arc<Pod>) {
+        if let Some(namespace) = pod.metadata.namespace.clone() {
+            self.namespaces.entry(namespace).or_default().insert(pod);
+        }
+    }
+
+    fn delete(&mut self, pod: &Pod) {
+        let (Some(namespace), Some(name)) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref()) else {
+            return;
+        };
+        if let Some(ns) = self.namespaces.get_mut(namespace) {
+            ns.remove(name);
+            if ns.pods.is_empty() {
+                self.namespaces.remove(namespace);
+            }
+        }
+    }
+
+    /// Replaces every pod of `scope` (a namespace, or all) with a fresh list.
+    fn replace(&mut self, scope: Option<&str>, pods: Vec<Arc<Pod>>) {
+        match scope {
+            None => self.namespaces.clear(),
+            Some(namespace) => {
+                self.namespaces.remove(namespace);
+            }
+        }
+        for pod in pods {
+            self.apply(pod);
+        }
+    }
+}
+
+/// One watched scope: a namespace, or all of them.
+#[derive(Debug)]
+struct Scope {
+    namespace: Option<String>,
+    /// Pods of a re-list in progress, swapped in whole when it completes.
+    relist: Option<Vec<Arc<Pod>>>,
+    listed: bool,
+    subscriber: Option<mpsc::Sender<Arc<Pod>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    index: RwLock<Index>,
+    scopes: Vec<std::sync::Mutex<Scope>>,
+    /// How many scopes have completed their first list.
+    listed: tokio::sync::watch::Sender<usize>,
+}
+
+/// The pods of the watched namespaces; clones share one index.
+#[derive(Debug, Clone)]
+pub struct PodCache {
+    shared: Arc<Shared>,
+}
+
+impl PodCache {
+    /// An empty cache over `namespaces` (None: all namespaces), each filled by [`Self::apply`].
+    pub fn new(namespaces: Vec<Option<String>>) -> Self {
+        let scopes = namespaces
+            .into_iter()
+            .map(|namespace| {
+                std::sync::Mutex::new(Scope {
+                    namespace,
+                    relist: None,
+                    listed: false,
+                    subscriber: None,
+                })
+            })
+            .collect();
+        Self {
+            shared: Arc::new(Shared {
+                index: RwLock::new(Index::default()),
+                scopes,
+                listed: tokio::sync::watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// A cache of exactly these pods, listed: for tests.
+    pub fn of(pods: Vec<Pod>) -> Self {
+        let cache = Self::new(vec![None]);
+        let mut index = cache.write();
+        for pod in pods {
+            index.apply(Arc::new(pod));
+        }
+        drop(index);
+        if let Some(mut scope) = cache.scope(0) {
+            scope.listed = true;
+        }
+        cache.shared.listed.send_replace(1);
+        cache
+    }
+
+    fn scope(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Scope>> {
+        let scope = self.shared.scopes.get(i)?;
+        Some(scope.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.shared
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.shared
+            .index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changed pods of scope `i`, for one subscriber (the PodSet controller of that scope).
+    pub fn subscribe(&self, scope: usize) -> Option<impl futures::Stream<Item = Arc<Pod>> + Send + 'static> {
+        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.scope(scope)?.subscriber = Some(sender);
+        Some(tokio_stream_from(receiver))
+    }
+
+    /// Applies one watch event of scope `i`, then hands the changed pod to its subscriber.
+    pub async fn apply(&self, i: usize, event: Event<Pod>) {
+        let (changed, subscriber) = {
+            let Some(mut scope) = self.scope(i) else { return };
+            let changed = match event {
+                Event::Init => {
+                    scope.relist = Some(Vec::new());
+                    None
+                }
+                Event::InitApply(pod) => {
+                    let pod = Arc::new(pod);
+                    scope.relist.get_or_insert_with(Vec::new).push(pod.clone());
+                    Some(pod)
+                }
+                Event::InitDone => {
+                    let pods = scope.relist.take().unwrap_or_default();
+                    self.write().replace(scope.namespace.as_deref(), pods);
+                    if !scope.listed {
+                        scope.listed = true;
+                        self.shared.listed.send_modify(|n| *n += 1);
+                    }
+                    None
+                }
+                Event::Apply(pod) => {
+                    let pod = Arc::new(pod);
+                    self.write().apply(pod.clone());
+                    Some(pod)
+                }
+                Event::Delete(pod) => {
+                    self.write().delete(&pod);
+                    Some(Arc::new(pod))
+                }
+            };
+            (changed, scope.subscriber.clone())
+        };
+        // Waiting for a lagging subscriber holds the watch back, as kube's shared stores do.
+        if let (Some(pod), Some(subscriber)) = (changed, subscriber)
+            && subscriber.send(pod).await.is_err()
+            && let Some(mut scope) = self.scope(i)
+        {
+            scope.subscriber = None;
+        }
+    }
+
+    /// The cached pods of `namespace` that `selector` matches.
+    pub fn select(&self, namespace: &str, selector: &Selector) -> Vec<Arc<Pod>> {
+        self.read()
+            .namespaces
+            .get(namespace)
+            .map_or_else(Vec::new, |ns| ns.select(selector))
+    }
+
+    /// The cached pods of `namespace` that name `owner_uid` among their owners.
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<Pod>> {
+        let index = self.read();
+        let Some(ns) = index.namespaces.get(namespace) else {
             return Vec::new();
         };
-        store
-            .state()
+        ns.by_owner
+            .get(owner_uid)
             .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .flatten()
+            .filter_map(|name| ns.pods.get(name).cloned())
             .collect()
     }
 
     /// One cached pod.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
-        self.store_for(namespace)?.get(&ObjectRef::new(name).within(namespace))
+        self.read().namespaces.get(namespace)?.pods.get(name).cloned()
     }
 
-    /// Resolves once every store has listed its pods; fails if a watch stopped first.
-    pub async fn wait_until_ready(&self) -> Result<(), ()> {
-        for (_, store) in &self.stores {
-            store.wait_until_ready().await.map_err(|_| ())?;
-        }
-        Ok(())
-    }
-}
-
-/// One namespace's watch: a subscription for a controller (clone it for more), and the
-/// future that drives the watch.
-pub struct NamespaceWatch {
-    pub namespace: Option<String>,
-    pub events: ReflectHandle<Pod>,
-    pub driver: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-}
-
-impl std::fmt::Debug for NamespaceWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamespaceWatch")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
+    /// Resolves once every scope has listed its pods.
+    pub async fn wait_until_ready(&self) {
+        let scopes = self.shared.scopes.len();
+        let mut listed = self.shared.listed.subscribe();
+        // The sender lives as long as the cache, so waiting can only end by the count.
+        let _ = listed.wait_for(|n| *n >= scopes).await;
     }
 }
 
-/// Watches pods in each of `namespaces` (all namespaces when empty).
-pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<NamespaceWatch>) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+/// A stream of what `receiver` receives.
+fn tokio_stream_from(mut receiver: mpsc::Receiver<Arc<Pod>>) -> impl futures::Stream<Item = Arc<Pod>> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// The scopes watched for `namespaces`: each of them, or all namespaces when none is given.
+pub fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.iter().cloned().map(Some).collect()
-    };
-    let mut stores = Vec::new();
-    let mut watches = Vec::new();
-    for namespace in scopes {
-        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-        let events = writer
-            .subscribe()
-            .unwrap_or_else(|| unreachable!("a shared store always has subscribers"));
-        let driver = watcher(
-            api(client.clone(), namespace.as_deref()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .modify(slim)
-        .reflect_shared(writer)
-        .for_each(|event| async move {
-            if let Err(error) = event {
-                warn!(%error, "pod watch error; retrying with backoff");
-            }
-        });
-        stores.push((namespace.clone(), store));
-        watches.push(NamespaceWatch {
-            namespace,
-            events,
-            driver: Box::pin(driver),
-        });
     }
-    (PodCache { stores }, watches)
+}
+
+/// Watches pods in each of [`scopes`]: the cache, and one future per scope (in that order)
+/// that drives its watch.
+pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<Driver>) {
+    let scopes = scopes(namespaces);
+    let cache = PodCache::new(scopes.clone());
+    let drivers = scopes
+        .into_iter()
+        .enumerate()
+        .map(|(i, namespace)| {
+            let cache = cache.clone();
+            let events = watch_pods(
+                api(client.clone(), namespace.as_deref()),
+                watcher::Config::default().any_semantic(),
+            )
+            .default_backoff()
+            .modify(slim);
+            let driver = events.for_each(move |event| {
+                let cache = cache.clone();
+                async move {
+                    match event {
+                        Ok(event) => cache.apply(i, event).await,
+                        Err(error) => warn!(%error, "pod watch error; retrying with backoff"),
+                    }
+                }
+            });
+            Box::pin(driver) as Driver
+        })
+        .collect();
+    (cache, drivers)
 }
 
 /// Pods in every namespace, or in one.
@@ -183,12 +484,13 @@ mod tests {
     fn slimming_keeps_what_decisions_read() {
         let mut pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "labels": {"app": "web"}, "annotations": {"big": "x"}, "managedFields": [{"manager": "kubectl"}],
+                         "generateName": "p-", "resourceVersion": "42",
                          "ownerReferences": [{"apiVersion": "v1", "kind": "PodSet", "name": "web", "uid": "u", "controller": true}]},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx", "env": [{"name": "A", "value": "1"}],
                      "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}}],
                      "initContainers": [{"name": "s", "image": "envoy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}}]},
             "status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z", "podIP": "10.0.0.1",
-                       "conditions": [{"type": "Ready", "status": "True"}]}
+                       "conditions": [{"type": "Ready", "status": "True", "message": "m"}, {"type": "PodScheduled", "status": "True"}]}
         }))
         .unwrap();
         slim(&mut pod);
@@ -203,9 +505,15 @@ mod tests {
         assert_eq!(json["metadata"]["labels"]["app"], "web");
         assert_eq!(json["metadata"]["ownerReferences"][0]["uid"], "u");
         assert_eq!(json["spec"]["nodeName"], "n1");
+        assert_eq!(
+            json["status"]["conditions"],
+            serde_json::json!([{"type": "Ready", "status": "True"}])
+        );
         for gone in [
             "/metadata/annotations",
             "/metadata/managedFields",
+            "/metadata/generateName",
+            "/metadata/resourceVersion",
             "/spec/containers/0/image",
             "/spec/containers/0/env",
             "/spec/containers/0/resources/limits",
@@ -215,35 +523,157 @@ mod tests {
         }
     }
 
-    fn pod(namespace: &str, name: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": namespace}})).unwrap()
+    fn pod(namespace: &str, name: &str, labels: serde_json::Value, owner: Option<&str>) -> Pod {
+        let owners =
+            owner.map(|uid| vec![serde_json::json!({"apiVersion": "v1", "kind": "PodSet", "name": "o", "uid": uid})]);
+        serde_json::from_value(serde_json::json!({"metadata": {
+            "name": name, "namespace": namespace, "labels": labels, "ownerReferences": owners
+        }}))
+        .unwrap()
+    }
+
+    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+        let mut names: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn selector(text: &str) -> Selector {
+        ferroscale_autoscaler::selector::parse(text).unwrap()
     }
 
     #[tokio::test]
-    async fn one_store_per_watched_namespace() {
-        use kube::runtime::reflector::store::Writer;
-        use kube::runtime::watcher::Event;
-        let filled = |pods: Vec<Pod>| {
-            let mut w = Writer::<Pod>::default();
-            w.apply_watcher_event(&Event::Init);
-            for p in pods {
-                w.apply_watcher_event(&Event::InitApply(p));
-            }
-            w.apply_watcher_event(&Event::InitDone);
-            w
-        };
-        let (a, b) = (
-            filled(vec![pod("a", "p1"), pod("a", "p2")]),
-            filled(vec![pod("b", "p1")]),
+    async fn selectors_find_their_pods_through_the_index() {
+        let cache = PodCache::new(vec![None]);
+        cache.apply(0, Event::Init).await;
+        for (ns, name, labels) in [
+            ("a", "web-1", serde_json::json!({"app": "web", "tier": "front"})),
+            ("a", "web-2", serde_json::json!({"app": "web", "tier": "back"})),
+            ("a", "api-1", serde_json::json!({"app": "api"})),
+            ("b", "web-1", serde_json::json!({"app": "web"})),
+        ] {
+            cache.apply(0, Event::InitApply(pod(ns, name, labels, None))).await;
+        }
+        cache.apply(0, Event::InitDone).await;
+        cache.wait_until_ready().await;
+        assert_eq!(names(cache.select("a", &selector("app=web"))), ["web-1", "web-2"]);
+        assert_eq!(names(cache.select("a", &selector("app=web,tier!=back"))), ["web-1"]);
+        assert_eq!(
+            names(cache.select("a", &selector("app in (web,api)"))),
+            ["api-1", "web-1", "web-2"]
         );
-        let cache = PodCache {
-            stores: vec![(Some("a".into()), a.as_reader()), (Some("b".into()), b.as_reader())],
+        assert_eq!(
+            names(cache.select("a", &selector("tier"))),
+            ["web-1", "web-2"],
+            "no equality: a scan"
+        );
+        assert_eq!(names(cache.select("a", &selector(""))), ["api-1", "web-1", "web-2"]);
+        assert!(cache.select("a", &selector("app=none")).is_empty());
+        assert!(cache.select("c", &selector("app=web")).is_empty());
+
+        // A relabelled pod moves between postings; a deleted one leaves them.
+        cache
+            .apply(
+                0,
+                Event::Apply(pod("a", "web-2", serde_json::json!({"app": "api"}), None)),
+            )
+            .await;
+        assert_eq!(names(cache.select("a", &selector("app=web"))), ["web-1"]);
+        assert_eq!(names(cache.select("a", &selector("app=api"))), ["api-1", "web-2"]);
+        cache
+            .apply(
+                0,
+                Event::Delete(pod("a", "api-1", serde_json::json!({"app": "api"}), None)),
+            )
+            .await;
+        assert_eq!(names(cache.select("a", &selector("app=api"))), ["web-2"]);
+        let index = cache.read();
+        assert!(
+            index.namespaces["a"].by_label["app"]
+                .get("api")
+                .is_some_and(|n| n.len() == 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn owners_find_their_pods() {
+        let cache = PodCache::of(vec![
+            pod("a", "p1", serde_json::json!({"x": "1"}), Some("uid-1")),
+            pod("a", "p2", serde_json::json!({"x": "2"}), Some("uid-1")),
+            pod("a", "p3", serde_json::json!({"x": "1"}), Some("uid-2")),
+        ]);
+        assert_eq!(names(cache.owned_by("a", "uid-1")), ["p1", "p2"]);
+        assert!(cache.owned_by("a", "uid-9").is_empty());
+        assert!(cache.get("a", "p3").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_relist_replaces_only_its_scope_and_readiness_waits_for_every_scope() {
+        let cache = PodCache::new(vec![Some("a".into()), Some("b".into())]);
+        let list = |ns: &'static str, names: &'static [&'static str]| {
+            let cache = cache.clone();
+            let scope = usize::from(ns == "b");
+            async move {
+                cache.apply(scope, Event::Init).await;
+                for name in names {
+                    cache
+                        .apply(
+                            scope,
+                            Event::InitApply(pod(ns, name, serde_json::json!({"app": "w"}), None)),
+                        )
+                        .await;
+                }
+                cache.apply(scope, Event::InitDone).await;
+            }
         };
-        cache.wait_until_ready().await.unwrap();
-        assert_eq!(cache.in_namespace("a").len(), 2);
-        assert_eq!(cache.in_namespace("b").len(), 1);
-        assert!(cache.in_namespace("c").is_empty(), "an unwatched namespace has no pods");
-        assert!(cache.get("b", "p1").is_some());
-        assert!(cache.get("b", "p2").is_none());
+        list("a", &["p1", "p2"]).await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), cache.wait_until_ready()).await;
+        assert!(waiting.is_err(), "b has not listed yet");
+        list("b", &["q1"]).await;
+        cache.wait_until_ready().await;
+        list("a", &["p3"]).await;
+        assert_eq!(
+            names(cache.select("a", &selector("app=w"))),
+            ["p3"],
+            "the relist replaced a"
+        );
+        assert_eq!(names(cache.select("b", &selector("app=w"))), ["q1"], "and left b alone");
+    }
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_first_list_goes_on() {
+        // kube's Store wakes only the last of many waiters; at start-up every reconcile waits.
+        let cache = PodCache::new(vec![None]);
+        let waiters: Vec<_> = (0..100)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.wait_until_ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        cache.apply(0, Event::Init).await;
+        cache.apply(0, Event::InitDone).await;
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("every waiter resumes")
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_changed_pods() {
+        let cache = PodCache::new(vec![None]);
+        let mut changes = Box::pin(cache.subscribe(0).unwrap());
+        cache
+            .apply(0, Event::Apply(pod("a", "p1", serde_json::json!({}), None)))
+            .await;
+        cache
+            .apply(0, Event::Delete(pod("a", "p1", serde_json::json!({}), None)))
+            .await;
+        for _ in 0..2 {
+            let changed = changes.next().await.unwrap();
+            assert_eq!(changed.metadata.name.as_deref(), Some("p1"));
+        }
     }
 }

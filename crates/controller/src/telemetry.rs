@@ -72,6 +72,7 @@ pub struct Telemetry {
     pub desired_replicas: Family<AutoscalerLabels, Gauge>,
     pub min_replicas: Family<AutoscalerLabels, Gauge>,
     pub max_replicas: Family<AutoscalerLabels, Gauge>,
+    pub last_evaluation: Family<AutoscalerLabels, Gauge>,
     pub metric_value: Family<MetricLabels, FloatGauge>,
     pub metric_target: Family<MetricLabels, FloatGauge>,
 }
@@ -124,6 +125,11 @@ impl Telemetry {
         r.register("autoscaler_min_replicas", "spec.minReplicas", t.min_replicas.clone());
         r.register("autoscaler_max_replicas", "spec.maxReplicas", t.max_replicas.clone());
         r.register(
+            "autoscaler_last_evaluation_timestamp_seconds",
+            "When the Autoscaler was last evaluated (Unix time); status changes only when the decision does",
+            t.last_evaluation.clone(),
+        );
+        r.register(
             "autoscaler_metric_value",
             "Each metric's current value, in the form of its target",
             t.metric_value.clone(),
@@ -149,6 +155,7 @@ impl Telemetry {
             desired_replicas: Family::default(),
             min_replicas: Family::default(),
             max_replicas: Family::default(),
+            last_evaluation: Family::default(),
             metric_value: Family::default(),
             metric_target: Family::default(),
         }
@@ -182,8 +189,8 @@ impl Telemetry {
         }
     }
 
-    /// Records a decision: scale actions and the Autoscaler's state gauges.
-    pub fn decided(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec], decision: &Decision) {
+    /// Records a decision made at `now`: scale actions and the Autoscaler's state gauges.
+    pub fn decided(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec], decision: &Decision, now: jiff::Timestamp) {
         if decision.rescale {
             let direction = if decision.desired_replicas > decision.current_replicas {
                 Direction::Up
@@ -205,6 +212,7 @@ impl Telemetry {
         self.max_replicas
             .get_or_create(&labels)
             .set(i64::from(autoscaler.spec.max_replicas));
+        self.last_evaluation.get_or_create(&labels).set(now.as_second());
         for (spec, outcome) in metrics.iter().zip(&decision.metrics) {
             let Some((name, target_type, target)) = target_of(spec) else {
                 continue;
@@ -241,6 +249,7 @@ impl Telemetry {
             &self.desired_replicas,
             &self.min_replicas,
             &self.max_replicas,
+            &self.last_evaluation,
         ] {
             family.remove(&labels);
         }

@@ -20,8 +20,6 @@ use ferroscale_controller::telemetry::Telemetry;
 use ferroscale_metrics::{Fetched, MetricsSource};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 /// Answers every metric with the same per-pod CPU samples, or an error.
@@ -118,15 +116,9 @@ fn api(refuse_scale: bool) -> (kube::Client, Log) {
 }
 
 fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
-    let mut writer = Writer::<Pod>::default();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for i in 0..3 {
-        writer.apply_watcher_event(&watcher::Event::InitApply(pod(i)));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
     Arc::new(Context {
         client: client.clone(),
-        pods: PodCache::single(None, writer.as_reader()),
+        pods: PodCache::of((0..3).map(pod).collect()),
         targets: Targets::new(client.clone()),
         metrics: Arc::new(metrics),
         settings: Settings::default(),
@@ -170,12 +162,15 @@ fn event_reasons(log: &Log) -> Vec<String> {
 #[tokio::test]
 async fn scales_the_target_through_its_scale_subresource() {
     let (client, log) = api(false);
-    let action = reconcile(
-        Arc::new(autoscaler("web", 1)),
-        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
-    )
-    .await
-    .unwrap();
+    let ctx = context(client, FakeMetrics(Ok(vec![900, 900, 900])));
+    let before = jiff::Timestamp::now().as_second();
+    let action = reconcile(Arc::new(autoscaler("web", 1)), ctx.clone()).await.unwrap();
+    let labels = ferroscale_controller::telemetry::AutoscalerLabels {
+        namespace: "ns".into(),
+        autoscaler: "web".into(),
+    };
+    let evaluated = ctx.telemetry.last_evaluation.get_or_create(&labels).get();
+    assert!(evaluated >= before && evaluated <= jiff::Timestamp::now().as_second());
     assert_eq!(
         action,
         kube::runtime::controller::Action::requeue(Duration::from_secs(15))

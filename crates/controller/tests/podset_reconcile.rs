@@ -17,8 +17,6 @@ use ferroscale_controller::podset::expectations::Expectations;
 use ferroscale_controller::podset::{Context, reconcile};
 use ferroscale_controller::telemetry::Telemetry;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 fn podset(replicas: i32, selector_app: &str) -> PodSet {
@@ -48,13 +46,7 @@ fn pod(name: &str, ready: bool, age_seconds: i64) -> Pod {
     .unwrap()
 }
 
-fn context(client: kube::Client, pods: Vec<Pod>) -> (Arc<Context>, Writer<Pod>) {
-    let mut writer = Writer::<Pod>::default();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for p in pods {
-        writer.apply_watcher_event(&watcher::Event::InitApply(p));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
+fn context(client: kube::Client, pods: Vec<Pod>) -> Arc<Context> {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -64,13 +56,13 @@ fn context(client: kube::Client, pods: Vec<Pod>) -> (Arc<Context>, Writer<Pod>) 
     );
     let ctx = Context {
         client,
-        pods: PodCache::single(None, writer.as_reader()),
+        pods: PodCache::of(pods),
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),
         telemetry: Arc::new(Telemetry::empty()),
     };
-    (Arc::new(ctx), writer)
+    Arc::new(ctx)
 }
 
 /// Creates pods with generated names, patches status and records events; `refuse_creates`
@@ -105,7 +97,7 @@ fn api(refuse_creates: bool) -> (kube::Client, Log) {
 #[tokio::test]
 async fn creates_missing_pods_once_and_reports_status() {
     let (client, log) = api(false);
-    let (ctx, _writer) = context(client, vec![pod("web-old", true, 600)]);
+    let ctx = context(client, vec![pod("web-old", true, 600)]);
     let ps = Arc::new(podset(3, "web"));
     reconcile(ps.clone(), ctx.clone()).await.unwrap();
 
@@ -145,7 +137,7 @@ async fn deletes_not_ready_then_newest() {
         pod("web-c", false, 600),
         pod("web-d", true, 300),
     ];
-    let (ctx, _writer) = context(client, pods);
+    let ctx = context(client, pods);
     reconcile(Arc::new(podset(2, "web")), ctx).await.unwrap();
     assert_eq!(
         log.calls(),
@@ -160,7 +152,7 @@ async fn deletes_not_ready_then_newest() {
 #[tokio::test]
 async fn a_selector_missing_the_template_creates_nothing() {
     let (client, log) = api(false);
-    let (ctx, _writer) = context(client, vec![]);
+    let ctx = context(client, vec![]);
     reconcile(Arc::new(podset(3, "api")), ctx).await.unwrap();
     assert!(log.find("POST", "/api/v1/namespaces/ns/pods").is_empty());
     let status = &log.find("PATCH", "/podsets/web/status")[0].body["status"];
@@ -184,7 +176,7 @@ async fn a_selector_missing_the_template_creates_nothing() {
 #[tokio::test]
 async fn refused_creation_is_reported_and_retried() {
     let (client, log) = api(true);
-    let (ctx, _writer) = context(client, vec![]);
+    let ctx = context(client, vec![]);
     let err = reconcile(Arc::new(podset(2, "web")), ctx).await.unwrap_err();
     assert_eq!(err.category(), "create");
     assert_eq!(
@@ -207,7 +199,7 @@ async fn refused_creation_is_reported_and_retried() {
 #[tokio::test]
 async fn a_settled_podset_makes_no_writes() {
     let (client, log) = api(false);
-    let (ctx, _writer) = context(client, vec![pod("web-a", true, 60)]);
+    let ctx = context(client, vec![pod("web-a", true, 60)]);
     let mut ps = podset(1, "web");
     ps.status = Some(ferroscale_api::PodSetStatus {
         replicas: 1,
@@ -230,7 +222,8 @@ async fn a_settled_podset_makes_no_writes() {
 #[tokio::test(start_paused = true)]
 async fn nothing_is_created_before_the_pod_cache_is_filled() {
     let (client, log) = api(false);
-    let writer = Writer::<Pod>::default();
+    // Never listed: the cache is not ready.
+    let pods = PodCache::new(vec![None]);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -240,7 +233,7 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
     );
     let ctx = Arc::new(Context {
         client,
-        pods: PodCache::single(None, writer.as_reader()),
+        pods,
         expectations: Expectations::default(),
         recorder,
         backoff: Backoff::default(),
@@ -253,5 +246,4 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
     .await;
     assert!(waiting.is_err(), "reconcile must wait for the cache");
     assert!(log.all().is_empty());
-    drop(writer);
 }

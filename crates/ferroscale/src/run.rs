@@ -11,8 +11,6 @@ use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::events::{Recorder, Reporter};
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::telemetry::Telemetry;
-use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::ReflectHandle;
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,22 +209,18 @@ async fn operate(args: RunArgs) -> Result<()> {
     let admin_server = tokio::spawn(crate::admin::bind(args.admin_addr, admin.clone()).await?);
 
     // The pod cache runs on every replica, so a standby is ready to take over at once.
-    let (pods, watches) = pod_cache::watch(client.clone(), &args.namespaces);
-    let scopes: Vec<(Option<String>, ReflectHandle<Pod>)> = watches
-        .iter()
-        .map(|w| (w.namespace.clone(), w.events.clone()))
-        .collect();
+    let (pods, drivers) = pod_cache::watch(client.clone(), &args.namespaces);
+    let scopes = pod_cache::scopes(&args.namespaces);
     let mut watch_tasks = tokio::task::JoinSet::new();
-    for w in watches {
-        watch_tasks.spawn(w.driver);
+    for driver in drivers {
+        watch_tasks.spawn(driver);
     }
     let readiness = {
         let (pods, admin) = (pods.clone(), admin.clone());
         tokio::spawn(async move {
-            if pods.wait_until_ready().await.is_ok() {
-                admin.ready.store(true, Ordering::SeqCst);
-                info!("pod cache synced");
-            }
+            pods.wait_until_ready().await;
+            admin.ready.store(true, Ordering::SeqCst);
+            info!("pod cache synced");
         })
     };
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
@@ -293,11 +287,12 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
-        for (namespace, events) in &scopes {
+        for (i, namespace) in scopes.iter().enumerate() {
+            let Some(pod_events) = pods.subscribe(i) else { continue };
             tasks.spawn(podset::run(
                 scoped::<PodSet>(&client, namespace.as_deref()),
                 ctx.clone(),
-                events.clone(),
+                pod_events,
                 shutdown.clone(),
             ));
         }
@@ -331,7 +326,7 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
-        for (namespace, _) in &scopes {
+        for namespace in &scopes {
             tasks.spawn(autoscaler::run(
                 scoped::<Autoscaler>(&client, namespace.as_deref()),
                 ctx.clone(),

@@ -15,7 +15,6 @@ use ferroscale_metrics::MetricsSource;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
@@ -36,8 +35,6 @@ pub enum Error {
     NoNamespace(String),
     #[error("writing the status of {0} failed: {1}")]
     Status(String, #[source] kube::Error),
-    #[error("the pod cache stopped before it was filled")]
-    CacheStopped,
 }
 
 impl Error {
@@ -46,7 +43,6 @@ impl Error {
         match self {
             Self::NoNamespace(_) => "invalid",
             Self::Status(..) => "status",
-            Self::CacheStopped => "cache",
         }
     }
 }
@@ -125,11 +121,9 @@ impl Context {
 
 /// The pods of `namespace` the selector matches, from the shared cache.
 fn pods_of(cache: &PodCache, namespace: &str, selector: &kube::core::Selector) -> Vec<PodInfo> {
-    let empty = Default::default();
     cache
-        .in_namespace(namespace)
+        .select(namespace, selector)
         .iter()
-        .filter(|p| selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty)))
         .map(|p| PodInfo::from(p.as_ref()))
         .collect()
 }
@@ -141,7 +135,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let namespace = autoscaler.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
-    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
+    ctx.pods.wait_until_ready().await;
     // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -242,7 +236,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             }
         }
     }
-    ctx.telemetry.decided(&autoscaler, &metrics, &decision);
+    ctx.telemetry.decided(&autoscaler, &metrics, &decision, now);
     for event in &decision.events {
         publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
     }

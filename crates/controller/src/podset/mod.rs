@@ -43,8 +43,6 @@ pub enum Error {
     Adopt(String, #[source] kube::Error),
     #[error("writing the status of {0} failed: {1}")]
     Status(String, #[source] kube::Error),
-    #[error("the pod cache stopped before it was filled")]
-    CacheStopped,
 }
 
 impl Error {
@@ -56,7 +54,6 @@ impl Error {
             Self::Delete(..) => "delete",
             Self::Adopt(..) => "adopt",
             Self::Status(..) => "status",
-            Self::CacheStopped => "cache",
         }
     }
 }
@@ -99,13 +96,17 @@ pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action,
     let key = format!("{namespace}/{name}");
     let _timer = ctx.telemetry.reconcile_timer("podset");
     // Counting pods before the cache has listed them all would create a full set again.
-    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheStopped)?;
+    ctx.pods.wait_until_ready().await;
     if podset.metadata.deletion_timestamp.is_some() {
         // Pods go with it through garbage collection (they carry its owner reference).
         ctx.expectations.forget(&key);
         return Ok(Action::await_change());
     }
-    let cached = ctx.pods.in_namespace(&namespace);
+    // The plan reads only the pods the selector matches; an invalid selector matches none.
+    let cached = match ferroscale_autoscaler::selector::from_label_selector(&podset.spec.selector) {
+        Ok(selector) => ctx.pods.select(&namespace, &selector),
+        Err(_) => Vec::new(),
+    };
     let in_namespace = cached.iter().map(|p| p.as_ref());
     let pending = ctx
         .expectations
@@ -279,7 +280,7 @@ pub fn error_policy(podset: Arc<PodSet>, error: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// Runs the controller until `shutdown` resolves. `pod_events` is a subscription to the
-/// shared pod watch that keeps `ctx.pods` current.
+/// shared pod watch that keeps `ctx.pods` current: a changed pod reconciles its owner.
 pub async fn run(
     api: Api<PodSet>,
     ctx: Arc<Context>,
