@@ -8,4 +8,5 @@ pub mod events;
 pub mod pod_cache;
 pub mod podset;
 pub mod rbac;
+pub mod slim;
 pub mod telemetry;

@@ -447,12 +447,11 @@ pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<Driver>) {
         .enumerate()
         .map(|(i, namespace)| {
             let cache = cache.clone();
-            let events = watch_pods(
-                api(client.clone(), namespace.as_deref()),
-                watcher::Config::default().any_semantic(),
-            )
-            .default_backoff()
-            .modify(slim);
+            // Paginated lists (500 pods a page), not one answer holding every pod at once:
+            // a large namespace would otherwise set the process's peak memory.
+            let events = watch_pods(api(client.clone(), namespace.as_deref()), watcher::Config::default())
+                .default_backoff()
+                .modify(slim);
             let driver = events.for_each(move |event| {
                 let cache = cache.clone();
                 async move {

@@ -123,6 +123,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         metrics: Arc::new(metrics),
         settings: Settings::default(),
         memory: Default::default(),
+        concurrency: 0,
         recorder: Recorder::new(
             client,
             Reporter {
@@ -183,6 +184,11 @@ async fn scales_the_target_through_its_scale_subresource() {
             "PATCH /apis/apps/v1/namespaces/ns/deployments/web/scale",
             "PATCH /apis/ferroscale.dev/v1alpha1/namespaces/ns/autoscalers/web/status"
         ]
+    );
+    assert_eq!(
+        log.find("GET", "/deployments/web/scale")[0].query,
+        "resourceVersion=0",
+        "the scale may come from the API server's watch cache"
     );
     assert_eq!(
         log.find("PATCH", "/deployments/web/scale")[0].body,

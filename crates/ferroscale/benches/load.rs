@@ -83,9 +83,9 @@ fn samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
         .collect()
 }
 
-/// A quantile of the autoscaler reconcile duration histogram on /metrics, from its buckets.
-fn quantile(metrics: &str, q: f64) -> Option<f64> {
-    let buckets: Vec<(f64, f64)> = samples(metrics, "ferroscale_reconcile_duration_seconds_bucket")
+/// The autoscaler reconcile duration histogram on /metrics: (upper bound, cumulative count).
+fn buckets(metrics: &str) -> Vec<(f64, f64)> {
+    samples(metrics, "ferroscale_reconcile_duration_seconds_bucket")
         .into_iter()
         .filter(|(labels, _)| labels.contains("controller=\"autoscaler\""))
         .filter_map(|(labels, count)| {
@@ -93,9 +93,20 @@ fn quantile(metrics: &str, q: f64) -> Option<f64> {
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
             Some((le, count))
         })
+        .collect()
+}
+
+/// A quantile of the reconciles between two histograms (start and end of a window).
+fn quantile(start: &[(f64, f64)], end: &[(f64, f64)], q: f64) -> Option<f64> {
+    let window: Vec<(f64, f64)> = end
+        .iter()
+        .map(|(le, count)| {
+            let before = start.iter().find(|(l, _)| l == le).map_or(0.0, |(_, c)| *c);
+            (*le, count - before)
+        })
         .collect();
-    let total = buckets.last()?.1;
-    buckets.iter().find(|(_, count)| *count >= q * total).map(|(le, _)| *le)
+    let total = window.last()?.1;
+    window.iter().find(|(_, count)| *count >= q * total).map(|(le, _)| *le)
 }
 
 fn evaluations(metrics: &str) -> f64 {
@@ -159,6 +170,14 @@ impl Plane {
 /// What is measured over one window.
 #[derive(Debug, Clone, Copy, Default)]
 struct Window {
+    /// Checks of Autoscalers evaluated within the sync period, and of all of them.
+    fresh: usize,
+    checked: usize,
+    /// The operator's peak RSS, MiB.
+    rss: f64,
+    /// Reconcile duration quantiles over the window (histogram bucket bounds).
+    p50: Option<f64>,
+    p99: Option<f64>,
     seconds: f64,
     operator_cpu: f64,
     plane_cpu: Option<(f64, f64)>,
@@ -234,13 +253,14 @@ impl<'a> Load<'a> {
 }
 
 /// Counters read at the start and the end of a window.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Counters {
     at: Instant,
     operator_cpu: f64,
     plane_cpu: Option<(f64, f64)>,
     writes: f64,
     evaluations: f64,
+    histogram: Vec<(f64, f64)>,
 }
 
 impl Counters {
@@ -254,6 +274,11 @@ impl Counters {
             },
             writes: self.writes - start.writes,
             evaluations: self.evaluations - start.evaluations,
+            fresh: 0,
+            checked: 0,
+            rss: 0.0,
+            p50: quantile(&start.histogram, &self.histogram, 0.5),
+            p99: quantile(&start.histogram, &self.histogram, 0.99),
         }
     }
 }
@@ -326,12 +351,14 @@ impl Bench {
     }
 
     async fn counters(&self, running: &Running) -> Result<Counters> {
+        let metrics = http_get(&format!("http://{}/metrics", running.admin)).await?;
         Ok(Counters {
             at: Instant::now(),
             operator_cpu: cpu_seconds(running.operator.pid())?,
             plane_cpu: self.plane.as_ref().map(Plane::cpu).transpose()?,
             writes: api_writes(&self.client).await?,
-            evaluations: evaluations(&http_get(&format!("http://{}/metrics", running.admin)).await?),
+            evaluations: evaluations(&metrics),
+            histogram: buckets(&metrics),
         })
     }
 
@@ -403,13 +430,13 @@ impl Bench {
                 checked += c.max(n);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            let measured = self.counters(&running).await?.since(&start);
-            let text = http_get(&format!("http://{}/metrics", running.admin)).await?;
-            let rss = peak_rss_mib(running.operator.pid())?;
-            println!(
-                "{}",
-                row(n, source, changing, &measured, &idle, fresh, checked, &text, rss)
-            );
+            let measured = Window {
+                fresh,
+                checked,
+                rss: peak_rss_mib(running.operator.pid())?,
+                ..self.counters(&running).await?.since(&start)
+            };
+            println!("{}", row(n, source, changing, &measured, &idle));
             load.set(false)?;
         }
         running.operator.stop()?;
@@ -417,18 +444,7 @@ impl Bench {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn row(
-    n: usize,
-    source: &Source,
-    changing: bool,
-    w: &Window,
-    idle: &Window,
-    on_time: usize,
-    checks: usize,
-    metrics: &str,
-    rss: f64,
-) -> String {
+fn row(n: usize, source: &Source, changing: bool, w: &Window, idle: &Window) -> String {
     let per_minute = |seconds: f64| seconds / (w.seconds / 60.0);
     let per_eval_ms = |seconds: f64| 1000.0 * seconds / w.evaluations.max(1.0);
     let idle_rate = |busy: f64, base: f64| busy - base * (w.seconds / idle.seconds);
@@ -456,11 +472,11 @@ fn row(
         source.name(),
         if changing { "every period" } else { "steady" },
         per_minute(w.operator_cpu),
-        rss,
+        w.rss,
         per_eval_ms(w.operator_cpu),
-        100.0 * on_time as f64 / checks.max(1) as f64,
-        ms(quantile(metrics, 0.5)),
-        ms(quantile(metrics, 0.99)),
+        100.0 * w.fresh as f64 / w.checked.max(1) as f64,
+        ms(w.p50),
+        ms(w.p99),
         idle_rate(w.writes, idle.writes).max(0.0) / w.evaluations.max(1.0),
     )
 }

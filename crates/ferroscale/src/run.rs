@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// may take (Go duration); past it, the metric fails for that evaluation.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_METRICS_TIMEOUT")]
     metrics_timeout: std::time::Duration,
+    /// How many Autoscalers are evaluated at once. Each evaluation in flight holds a connection
+    /// to the API server, so this also bounds the connections (kube's client speaks HTTP/1.1).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY")]
+    concurrency: u16,
     /// How long a Prometheus query may take (Go duration).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_PROMETHEUS_TIMEOUT")]
     prometheus_timeout: std::time::Duration,
@@ -322,6 +326,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 ..args.decision.settings()
             },
             memory: Default::default(),
+            concurrency: args.concurrency,
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),

@@ -15,7 +15,7 @@ use ferroscale_metrics::MetricsSource;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
@@ -60,6 +60,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// What the controller keeps of each Autoscaler between evaluations, by uid.
     pub memory: Mutex<HashMap<String, Memory>>,
+    /// How many Autoscalers are evaluated at once (0: no limit).
+    pub concurrency: u16,
 }
 
 /// What the controller keeps of one Autoscaler between evaluations.
@@ -280,6 +282,7 @@ pub async fn run(
     let forget = ctx.clone();
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(crate::slim::metadata)
         .reflect(writer)
         .inspect_ok(move |event| {
             // A deleted Autoscaler is never reconciled again: drop its gauges here.
@@ -292,7 +295,9 @@ pub async fn run(
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+    let concurrency = ctx.concurrency;
     Controller::for_stream(changes, reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

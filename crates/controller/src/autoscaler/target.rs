@@ -5,6 +5,7 @@ use ferroscale_api::CrossVersionObjectReference;
 use ferroscale_metrics::discovery::Kinds;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::Client;
+use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::discovery::ApiResource;
 use serde_json::json;
@@ -54,13 +55,20 @@ impl Targets {
         Api::namespaced_with(self.client.clone(), namespace, resource)
     }
 
-    /// The target's current scale.
+    /// The target's current scale. Read with `resourceVersion=0`, which lets the API server
+    /// answer from its watch cache where it can (custom resources) instead of a quorum read
+    /// from etcd: a scale at most milliseconds old serves a decision made every sync period.
     pub async fn get_scale(&self, namespace: &str, reference: &CrossVersionObjectReference) -> Result<Scale, String> {
         let resource = self.resolve(reference).await?;
-        self.api(namespace, &resource)
-            .get_scale(&reference.name)
-            .await
-            .map_err(api_error)
+        let path = format!(
+            "{}/{}/scale?resourceVersion=0",
+            DynamicObject::url_path(&resource, Some(namespace)),
+            reference.name
+        );
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| format!("invalid scale request: {e}"))?;
+        self.client.request::<Scale>(request).await.map_err(api_error)
     }
 
     /// Sets the target's replica count through `scale`.

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -287,7 +287,13 @@ pub async fn run(
     pod_events: impl Stream<Item = Arc<Pod>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let (reader, writer) = kube::runtime::reflector::store();
+    let podsets = kube::runtime::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(crate::slim::metadata)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(podsets, reader)
         .owns_shared_stream(pod_events)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
