@@ -1,6 +1,7 @@
 //! One watch on pods shared by every controller: an index they query by namespace and label
 //! selector (and by owner), and a stream of changed pods for the PodSet controller. Pods are
-//! slimmed to what the controllers read, so the cache of a large cluster stays small, and an
+//! kept as [`CachedPod`]s, only what the controllers read, so the cache of a large cluster stays
+//! small, and an
 //! evaluation touches only the pods its selector can match instead of every pod of the
 //! namespace.
 
@@ -8,8 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
+use ferroscale_autoscaler::PodInfo;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::{Expression, Selector, SelectorExt};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch_pods};
@@ -20,61 +22,60 @@ use tracing::warn;
 /// Changed pods a subscriber may lag behind before the watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 4096;
 
-fn slim_container(c: &Container) -> Container {
-    let resources = c
-        .resources
-        .as_ref()
-        .map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
-            requests: r.requests.clone(),
-            ..Default::default()
-        });
-    Container {
-        name: c.name.clone(),
-        resources,
-        restart_policy: c.restart_policy.clone(),
-        ..Container::default()
+/// A pod's owner, as its owner reference names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: String,
+    pub kind: String,
+    pub name: String,
+    /// The owner is the pod's managing controller.
+    pub controller: bool,
+}
+
+/// A pod as the cache keeps it: only what the decisions and the PodSet controller read.
+/// A full `Pod` costs several kilobytes even when most of it is empty; this is a fraction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedPod {
+    /// Name, phase, deletion, start time, Ready condition and resource requests.
+    pub info: PodInfo,
+    pub labels: BTreeMap<String, String>,
+    pub owners: Vec<Owner>,
+    pub created: Option<jiff::Timestamp>,
+    /// Bound to a node.
+    pub scheduled: bool,
+}
+
+impl CachedPod {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Being deleted.
+    pub fn deleting(&self) -> bool {
+        self.info.terminating
     }
 }
 
-/// Keeps metadata that identifies and owns the pod, the containers' names and requests, the
-/// node it runs on, and its phase, start time and Ready condition; drops the rest.
-pub fn slim(pod: &mut Pod) {
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.generate_name = None;
-    meta.resource_version = None;
-    if let Some(spec) = &pod.spec {
-        pod.spec = Some(PodSpec {
-            containers: spec.containers.iter().map(slim_container).collect(),
-            init_containers: spec
-                .init_containers
-                .as_ref()
-                .map(|cs| cs.iter().map(slim_container).collect()),
-            node_name: spec.node_name.clone(),
-            resources: spec.resources.clone(),
-            ..PodSpec::default()
-        });
-    }
-    if let Some(status) = &pod.status {
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .filter(|c| c.type_ == "Ready")
-            .map(|c| k8s_openapi::api::core::v1::PodCondition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                last_transition_time: c.last_transition_time.clone(),
-                ..Default::default()
-            })
-            .collect::<Vec<_>>();
-        pod.status = Some(PodStatus {
-            phase: status.phase.clone(),
-            start_time: status.start_time.clone(),
-            conditions: (!ready.is_empty()).then_some(ready),
-            ..PodStatus::default()
-        });
+impl From<&Pod> for CachedPod {
+    fn from(pod: &Pod) -> Self {
+        let meta = &pod.metadata;
+        Self {
+            info: PodInfo::from(pod),
+            labels: meta.labels.clone().unwrap_or_default(),
+            owners: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| Owner {
+                    uid: r.uid.clone(),
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    controller: r.controller == Some(true),
+                })
+                .collect(),
+            created: meta.creation_timestamp.as_ref().map(|t| t.0),
+            scheduled: pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
+        }
     }
 }
 
@@ -87,43 +88,34 @@ pub type Driver = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The pods of one namespace, with the postings that answer selector and owner queries.
 #[derive(Debug, Default)]
 struct Namespace {
-    pods: HashMap<Arc<str>, Arc<Pod>>,
+    pods: HashMap<Arc<str>, Arc<CachedPod>>,
     /// label key → value → names of the pods carrying it.
     by_label: HashMap<Arc<str>, HashMap<Arc<str>, Names>>,
     /// owner uid → names of the pods it owns.
     by_owner: HashMap<Arc<str>, Names>,
 }
 
-fn labels(pod: &Pod) -> impl Iterator<Item = (&String, &String)> {
-    pod.metadata.labels.iter().flatten()
-}
-
-fn owners(pod: &Pod) -> impl Iterator<Item = &str> {
-    pod.metadata.owner_references.iter().flatten().map(|r| r.uid.as_str())
+fn owners(pod: &CachedPod) -> impl Iterator<Item = &str> {
+    pod.owners.iter().map(|o| o.uid.as_str())
 }
 
 impl Namespace {
-    fn insert(&mut self, pod: Arc<Pod>) {
-        let Some(name) = pod.metadata.name.as_deref() else {
-            return;
-        };
-        let name: Arc<str> = match self.pods.get_key_value(name) {
+    fn insert(&mut self, pod: Arc<CachedPod>) {
+        let name: Arc<str> = match self.pods.get_key_value(pod.name()) {
             Some((existing, old)) => {
                 let existing = existing.clone();
                 let old = old.clone();
                 // The usual update (status) leaves labels and owners as they were.
-                if old.metadata.labels == pod.metadata.labels
-                    && old.metadata.owner_references == pod.metadata.owner_references
-                {
+                if old.labels == pod.labels && old.owners == pod.owners {
                     self.pods.insert(existing, pod);
                     return;
                 }
                 self.unlink(&existing, &old);
                 existing
             }
-            None => Arc::from(name),
+            None => Arc::from(pod.name()),
         };
-        for (key, value) in labels(&pod) {
+        for (key, value) in &pod.labels {
             let values = match self.by_label.get_mut(key.as_str()) {
                 Some(values) => values,
                 None => self.by_label.entry(Arc::from(key.as_str())).or_default(),
@@ -150,8 +142,8 @@ impl Namespace {
     }
 
     /// Removes `old`'s postings, and postings left empty.
-    fn unlink(&mut self, name: &str, old: &Pod) {
-        for (key, value) in labels(old) {
+    fn unlink(&mut self, name: &str, old: &CachedPod) {
+        for (key, value) in &old.labels {
             if let Some(values) = self.by_label.get_mut(key.as_str()) {
                 if let Some(names) = values.get_mut(value.as_str()) {
                     names.remove(name);
@@ -201,9 +193,8 @@ impl Namespace {
         best
     }
 
-    fn select(&self, selector: &Selector) -> Vec<Arc<Pod>> {
-        let empty = BTreeMap::new();
-        let matches = |pod: &&Arc<Pod>| selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty));
+    fn select(&self, selector: &Selector) -> Vec<Arc<CachedPod>> {
+        let matches = |pod: &&Arc<CachedPod>| selector.matches(&pod.labels);
         match self.candidates(selector) {
             Some(names) => names
                 .into_iter()
@@ -223,9 +214,10 @@ struct Index {
 }
 
 impl Index {
-    fn apply(&mut self, pod: Arc<Pod>) {
-        if let Some(namespace) = pod.metadata.namespace.clone() {
-            self.namespaces.entry(namespace).or_default().insert(pod);
+    fn apply(&mut self, namespace: &str, pod: Arc<CachedPod>) {
+        match self.namespaces.get_mut(namespace) {
+            Some(ns) => ns.insert(pod),
+            None => self.namespaces.entry(namespace.to_string()).or_default().insert(pod),
         }
     }
 
@@ -242,15 +234,15 @@ impl Index {
     }
 
     /// Replaces every pod of `scope` (a namespace, or all) with a fresh list.
-    fn replace(&mut self, scope: Option<&str>, pods: Vec<Arc<Pod>>) {
+    fn replace(&mut self, scope: Option<&str>, pods: Vec<(String, Arc<CachedPod>)>) {
         match scope {
             None => self.namespaces.clear(),
             Some(namespace) => {
                 self.namespaces.remove(namespace);
             }
         }
-        for pod in pods {
-            self.apply(pod);
+        for (namespace, pod) in pods {
+            self.apply(&namespace, pod);
         }
     }
 }
@@ -259,10 +251,11 @@ impl Index {
 #[derive(Debug)]
 struct Scope {
     namespace: Option<String>,
-    /// Pods of a re-list in progress, swapped in whole when it completes.
-    relist: Option<Vec<Arc<Pod>>>,
+    /// Pods of a re-list in progress (with their namespaces), swapped in whole when it
+    /// completes.
+    relist: Option<Vec<(String, Arc<CachedPod>)>>,
     listed: bool,
-    subscriber: Option<mpsc::Sender<Arc<Pod>>>,
+    subscriber: Option<mpsc::Sender<Changed>>,
 }
 
 #[derive(Debug)]
@@ -307,7 +300,9 @@ impl PodCache {
         let cache = Self::new(vec![None]);
         let mut index = cache.write();
         for pod in pods {
-            index.apply(Arc::new(pod));
+            if let Some(namespace) = pod.metadata.namespace.as_deref() {
+                index.apply(namespace, Arc::new(CachedPod::from(&pod)));
+            }
         }
         drop(index);
         if let Some(mut scope) = cache.scope(0) {
@@ -337,7 +332,7 @@ impl PodCache {
     }
 
     /// Changed pods of scope `i`, for one subscriber (the PodSet controller of that scope).
-    pub fn subscribe(&self, scope: usize) -> Option<impl futures::Stream<Item = Arc<Pod>> + Send + 'static> {
+    pub fn subscribe(&self, scope: usize) -> Option<impl futures::Stream<Item = Changed> + Send + 'static> {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         self.scope(scope)?.subscriber = Some(sender);
         Some(tokio_stream_from(receiver))
@@ -347,15 +342,22 @@ impl PodCache {
     pub async fn apply(&self, i: usize, event: Event<Pod>) {
         let (changed, subscriber) = {
             let Some(mut scope) = self.scope(i) else { return };
+            let cached = |pod: &Pod| {
+                let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+                (namespace, Arc::new(CachedPod::from(pod)))
+            };
             let changed = match event {
                 Event::Init => {
                     scope.relist = Some(Vec::new());
                     None
                 }
                 Event::InitApply(pod) => {
-                    let pod = Arc::new(pod);
-                    scope.relist.get_or_insert_with(Vec::new).push(pod.clone());
-                    Some(pod)
+                    let (namespace, pod) = cached(&pod);
+                    scope
+                        .relist
+                        .get_or_insert_with(Vec::new)
+                        .push((namespace.clone(), pod.clone()));
+                    Some(Changed { namespace, pod })
                 }
                 Event::InitDone => {
                     let pods = scope.relist.take().unwrap_or_default();
@@ -367,13 +369,14 @@ impl PodCache {
                     None
                 }
                 Event::Apply(pod) => {
-                    let pod = Arc::new(pod);
-                    self.write().apply(pod.clone());
-                    Some(pod)
+                    let (namespace, pod) = cached(&pod);
+                    self.write().apply(&namespace, pod.clone());
+                    Some(Changed { namespace, pod })
                 }
                 Event::Delete(pod) => {
                     self.write().delete(&pod);
-                    Some(Arc::new(pod))
+                    let (namespace, pod) = cached(&pod);
+                    Some(Changed { namespace, pod })
                 }
             };
             (changed, scope.subscriber.clone())
@@ -388,7 +391,7 @@ impl PodCache {
     }
 
     /// The cached pods of `namespace` that `selector` matches.
-    pub fn select(&self, namespace: &str, selector: &Selector) -> Vec<Arc<Pod>> {
+    pub fn select(&self, namespace: &str, selector: &Selector) -> Vec<Arc<CachedPod>> {
         self.read()
             .namespaces
             .get(namespace)
@@ -396,7 +399,7 @@ impl PodCache {
     }
 
     /// The cached pods of `namespace` that name `owner_uid` among their owners.
-    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<Pod>> {
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<CachedPod>> {
         let index = self.read();
         let Some(ns) = index.namespaces.get(namespace) else {
             return Vec::new();
@@ -410,7 +413,7 @@ impl PodCache {
     }
 
     /// One cached pod.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<CachedPod>> {
         self.read().namespaces.get(namespace)?.pods.get(name).cloned()
     }
 
@@ -423,8 +426,15 @@ impl PodCache {
     }
 }
 
+/// A pod the watch added, changed or deleted, and its namespace.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub namespace: String,
+    pub pod: Arc<CachedPod>,
+}
+
 /// A stream of what `receiver` receives.
-fn tokio_stream_from(mut receiver: mpsc::Receiver<Arc<Pod>>) -> impl futures::Stream<Item = Arc<Pod>> + Send + 'static {
+fn tokio_stream_from(mut receiver: mpsc::Receiver<Changed>) -> impl futures::Stream<Item = Changed> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
@@ -449,9 +459,8 @@ pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<Driver>) {
             let cache = cache.clone();
             // Paginated lists (500 pods a page), not one answer holding every pod at once:
             // a large namespace would otherwise set the process's peak memory.
-            let events = watch_pods(api(client.clone(), namespace.as_deref()), watcher::Config::default())
-                .default_backoff()
-                .modify(slim);
+            let events =
+                watch_pods(api(client.clone(), namespace.as_deref()), watcher::Config::default()).default_backoff();
             let driver = events.for_each(move |event| {
                 let cache = cache.clone();
                 async move {
@@ -480,10 +489,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slimming_keeps_what_decisions_read() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+    fn a_cached_pod_keeps_what_decisions_and_podsets_read() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "labels": {"app": "web"}, "annotations": {"big": "x"}, "managedFields": [{"manager": "kubectl"}],
-                         "generateName": "p-", "resourceVersion": "42",
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
                          "ownerReferences": [{"apiVersion": "v1", "kind": "PodSet", "name": "web", "uid": "u", "controller": true}]},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx", "env": [{"name": "A", "value": "1"}],
                      "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}}],
@@ -492,34 +501,25 @@ mod tests {
                        "conditions": [{"type": "Ready", "status": "True", "message": "m"}, {"type": "PodScheduled", "status": "True"}]}
         }))
         .unwrap();
-        slim(&mut pod);
-        let info = ferroscale_autoscaler::PodInfo::from(&pod);
+        let cached = CachedPod::from(&pod);
         assert_eq!(
-            info.request("cpu", None).unwrap(),
+            cached.info.request("cpu", None).unwrap(),
             150,
-            "container and sidecar requests survive"
+            "container and sidecar requests"
         );
-        assert!(info.is_running_and_ready());
-        let json = serde_json::to_value(&pod).unwrap();
-        assert_eq!(json["metadata"]["labels"]["app"], "web");
-        assert_eq!(json["metadata"]["ownerReferences"][0]["uid"], "u");
-        assert_eq!(json["spec"]["nodeName"], "n1");
+        assert!(cached.info.is_running_and_ready());
+        assert_eq!(cached.labels.get("app").map(String::as_str), Some("web"));
         assert_eq!(
-            json["status"]["conditions"],
-            serde_json::json!([{"type": "Ready", "status": "True"}])
+            cached.owners,
+            [Owner {
+                uid: "u".into(),
+                kind: "PodSet".into(),
+                name: "web".into(),
+                controller: true
+            }]
         );
-        for gone in [
-            "/metadata/annotations",
-            "/metadata/managedFields",
-            "/metadata/generateName",
-            "/metadata/resourceVersion",
-            "/spec/containers/0/image",
-            "/spec/containers/0/env",
-            "/spec/containers/0/resources/limits",
-            "/status/podIP",
-        ] {
-            assert!(json.pointer(gone).is_none(), "{gone} should be dropped");
-        }
+        assert!(cached.scheduled && !cached.deleting());
+        assert_eq!(cached.created, Some("2026-01-01T00:00:00Z".parse().unwrap()));
     }
 
     fn pod(namespace: &str, name: &str, labels: serde_json::Value, owner: Option<&str>) -> Pod {
@@ -531,8 +531,8 @@ mod tests {
         .unwrap()
     }
 
-    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
-        let mut names: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    fn names(pods: Vec<Arc<CachedPod>>) -> Vec<String> {
+        let mut names: Vec<String> = pods.iter().map(|p| p.name().to_string()).collect();
         names.sort();
         names
     }
@@ -672,7 +672,7 @@ mod tests {
             .await;
         for _ in 0..2 {
             let changed = changes.next().await.unwrap();
-            assert_eq!(changed.metadata.name.as_deref(), Some("p1"));
+            assert_eq!((changed.namespace.as_str(), changed.pod.name()), ("a", "p1"));
         }
     }
 }

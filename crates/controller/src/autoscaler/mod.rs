@@ -126,7 +126,7 @@ fn pods_of(cache: &PodCache, namespace: &str, selector: &kube::core::Selector) -
     cache
         .select(namespace, selector)
         .iter()
-        .map(|p| PodInfo::from(p.as_ref()))
+        .map(|p| p.info.clone())
         .collect()
 }
 

@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -25,7 +26,7 @@ use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::conditions::set_condition;
-use crate::pod_cache::PodCache;
+use crate::pod_cache::{Changed, PodCache};
 use crate::telemetry::Telemetry;
 use expectations::{Expectations, Seen};
 use plan::{InvalidSpec, Plan, plan};
@@ -83,7 +84,7 @@ const CACHE_WAIT: Duration = Duration::from_secs(10);
 fn seen(pods: &PodCache, namespace: &str, name: &str) -> Seen {
     match pods.get(namespace, name) {
         None => Seen::Absent,
-        Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
+        Some(p) if p.deleting() => Seen::Terminating,
         Some(_) => Seen::Present,
     }
 }
@@ -284,7 +285,7 @@ pub fn error_policy(podset: Arc<PodSet>, error: &Error, ctx: Arc<Context>) -> Ac
 pub async fn run(
     api: Api<PodSet>,
     ctx: Arc<Context>,
-    pod_events: impl Stream<Item = Arc<Pod>> + Send + 'static,
+    pod_events: impl Stream<Item = Changed> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = kube::runtime::reflector::store();
@@ -293,8 +294,13 @@ pub async fn run(
         .modify(crate::slim::metadata)
         .reflect(writer)
         .applied_objects();
+    // A changed pod reconciles the PodSet that controls it.
+    let owners = pod_events.filter_map(|changed| async move {
+        let owner = changed.pod.owners.iter().find(|o| o.controller && o.kind == "PodSet")?;
+        Some(ObjectRef::<PodSet>::new(&owner.name).within(&changed.namespace))
+    });
     Controller::for_stream(podsets, reader)
-        .owns_shared_stream(pod_events)
+        .reconcile_on(owners)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

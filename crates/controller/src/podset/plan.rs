@@ -2,9 +2,9 @@
 //! Pure: it reads the PodSet, the cached pods and the writes still in flight.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 
 use ferroscale_api::{FieldErrors, PodSet, PodSetSpec};
+use ferroscale_autoscaler::pods::{ConditionStatus, PodPhase};
 use ferroscale_autoscaler::selector::from_label_selector;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -12,6 +12,7 @@ use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
 use super::expectations::Pending;
+use crate::pod_cache::CachedPod;
 
 /// At most this many pods are created or deleted per reconcile, as the ReplicaSet controller
 /// bounds its bursts; the rest follow on the next pass.
@@ -23,41 +24,39 @@ pub fn controller_ref(podset: &PodSet) -> Option<OwnerReference> {
     podset.controller_owner_ref(&())
 }
 
-fn controlled_by(pod: &Pod, uid: &str) -> bool {
-    pod.owner_references()
-        .iter()
-        .any(|r| r.controller == Some(true) && r.uid == uid)
+fn controlled_by(pod: &CachedPod, uid: &str) -> bool {
+    pod.owners.iter().any(|o| o.controller && o.uid == uid)
 }
 
-fn has_controller(pod: &Pod) -> bool {
-    pod.owner_references().iter().any(|r| r.controller == Some(true))
+fn has_controller(pod: &CachedPod) -> bool {
+    pod.owners.iter().any(|o| o.controller)
 }
 
 /// Live: not terminating, and not finished (Succeeded or Failed pods never come back).
-pub fn is_live(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+pub fn is_live(pod: &CachedPod) -> bool {
+    !pod.deleting() && !matches!(pod.info.phase, PodPhase::Succeeded | PodPhase::Failed)
 }
 
 /// The pod's Ready condition is True.
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+pub fn is_ready(pod: &CachedPod) -> bool {
+    pod.info.ready.is_some_and(|r| r.status == ConditionStatus::True)
 }
 
 /// The order in which surplus pods go: unscheduled, then pending, then not ready, then the
 /// newest; a pod that cost least to lose goes first.
-fn deletion_rank(pod: &Pod) -> impl Ord + use<> {
-    let scheduled = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
-    let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
-        Some("Pending") => 0,
-        Some("Running") => 2,
+fn deletion_rank(pod: &CachedPod) -> impl Ord + use<> {
+    let phase = match pod.info.phase {
+        PodPhase::Pending => 0,
+        PodPhase::Running => 2,
         _ => 1,
     };
-    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    (scheduled, phase, is_ready(pod), Reverse(created), pod.name_any())
+    (
+        pod.scheduled,
+        phase,
+        is_ready(pod),
+        Reverse(pod.created),
+        pod.name().to_string(),
+    )
 }
 
 /// What to do for one PodSet.
@@ -86,7 +85,7 @@ pub struct InvalidSpec(pub FieldErrors);
 /// Decides what the PodSet needs, given the pods of its namespace.
 pub fn plan<'a>(
     podset: &PodSet,
-    pods_in_namespace: impl IntoIterator<Item = &'a Pod>,
+    pods_in_namespace: impl IntoIterator<Item = &'a CachedPod>,
     pending: &Pending,
 ) -> Result<Plan, InvalidSpec> {
     podset.spec.validate().map_err(InvalidSpec)?;
@@ -97,21 +96,20 @@ pub fn plan<'a>(
         }]))
     })?;
     let uid = podset.uid().unwrap_or_default();
-    let empty = BTreeMap::new();
-    let mut owned: Vec<&Pod> = Vec::new();
+    let mut owned: Vec<&CachedPod> = Vec::new();
     let mut adopt = Vec::new();
     for pod in pods_in_namespace {
-        if !selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty)) {
+        if !selector.matches(&pod.labels) {
             continue;
         }
         if controlled_by(pod, &uid) {
             owned.push(pod);
         } else if !has_controller(pod) && is_live(pod) {
-            adopt.push(pod.name_any());
+            adopt.push(pod.name().to_string());
             owned.push(pod);
         }
     }
-    let live: Vec<&Pod> = owned.iter().copied().filter(|p| is_live(p)).collect();
+    let live: Vec<&CachedPod> = owned.iter().copied().filter(|p| is_live(p)).collect();
     let mut plan = Plan {
         replicas: live.len() as i32,
         ready_replicas: live.iter().filter(|p| is_ready(p)).count() as i32,
@@ -132,7 +130,7 @@ pub fn plan<'a>(
         plan.delete = surplus
             .into_iter()
             .take((plan.replicas as usize - wanted).min(BURST))
-            .map(|p| p.name_any())
+            .map(|p| p.name().to_string())
             .collect();
     }
     Ok(plan)
@@ -245,7 +243,7 @@ mod tests {
     }
 
     fn run(replicas: i32, pods: Vec<P>) -> Plan {
-        let pods: Vec<Pod> = pods.into_iter().map(build).collect();
+        let pods: Vec<CachedPod> = pods.into_iter().map(|p| CachedPod::from(&build(p))).collect();
         plan(&podset(replicas), &pods, &Pending::default()).unwrap()
     }
 
