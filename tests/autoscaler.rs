@@ -547,3 +547,355 @@ async fn a_standby_takes_over_mid_window_without_an_early_scale_down() -> Result
     drop(standby);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_podset_idles_to_zero_on_prometheus_and_wakes_on_a_burst() -> Result<()> {
+    let Some(s) = setup("a_podset_idles_to_zero_on_prometheus_and_wakes_on_a_burst").await? else {
+        return Ok(());
+    };
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let podset: PodSet = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "e2e-zero"}}, "template": pod_template("e2e-zero")}
+    }))?;
+    podsets.create(&PostParams::default(), &podset).await?;
+    let mut zero = autoscaler("PodSet", "ferroscale.dev/v1alpha1", "web", Duration::from_secs(5))?;
+    zero.spec.min_replicas = Some(0);
+    autoscalers.create(&PostParams::default(), &zero).await?;
+    s.exporter.set(0.0);
+    let _operator = s.operator()?;
+    wait_for("the PodSet to idle at zero", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 0).then_some(()))
+    })
+    .await?;
+    let a = autoscalers.get_status("web").await?;
+    let idle = condition(&a, "ScaledToZero").expect("ScaledToZero is set");
+    assert_eq!(
+        (idle.status.as_str(), idle.reason.as_deref()),
+        ("True", Some("ScaledToZero"))
+    );
+    wait_for("the PodSet's pods to be gone", CONVERGE, || async {
+        let status = podsets.get_status("web").await?.status.unwrap_or_default();
+        Ok((status.replicas == 0).then_some(()))
+    })
+    .await?;
+
+    // A burst: 25 against 10 per replica wakes it to 3.
+    s.exporter.set(25.0);
+    wait_for("the PodSet to wake to 3", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 3).then_some(()))
+    })
+    .await?;
+    let a = autoscalers.get_status("web").await?;
+    let woken = condition(&a, "ScaledToZero").expect("ScaledToZero is kept");
+    assert_eq!(
+        (woken.status.as_str(), woken.reason.as_deref()),
+        ("False", Some("ScaledFromZero"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_metric_source_falls_back_after_its_failure_duration() -> Result<()> {
+    let Some(s) = setup("a_stopped_metric_source_falls_back_after_its_failure_duration").await? else {
+        return Ok(());
+    };
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let podset: PodSet = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "e2e-fallback"}}, "template": pod_template("e2e-fallback")}
+    }))?;
+    podsets.create(&PostParams::default(), &podset).await?;
+    let mut with_fallback = autoscaler("PodSet", "ferroscale.dev/v1alpha1", "web", WINDOW)?;
+    with_fallback.spec.metrics.as_mut().unwrap()[0]
+        .prometheus
+        .as_mut()
+        .unwrap()
+        .fallback = Some(ferroscale_api::Fallback {
+        failure_duration_seconds: Some(20),
+        replicas: 4,
+    });
+    autoscalers.create(&PostParams::default(), &with_fallback).await?;
+    s.exporter.set(10.0);
+    let _operator = s.operator()?;
+    wait_for("a first evaluation on the metric", CONVERGE, || async {
+        let a = autoscalers.get_status("web").await?;
+        Ok(condition(&a, "ScalingActive").filter(|c| c.reason.as_deref() == Some("ValidMetricFound")))
+    })
+    .await?;
+
+    // Prometheus goes away: the metric fails; 20 s later its fallback of 4 applies.
+    drop(s.prometheus);
+    let failing_since = wait_for("the failure in status", Duration::from_secs(60), || async {
+        let status = autoscalers.get_status("web").await?.status.unwrap_or_default();
+        Ok(status.metric_failures.and_then(|f| f.first().map(|f| f.since.0)))
+    })
+    .await?;
+    assert_eq!(
+        podset_replicas(&podsets).await?,
+        1,
+        "nothing scales before the failure duration"
+    );
+    wait_for("the fallback's 4 replicas", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 4).then_some(()))
+    })
+    .await?;
+    let fell_back_after = jiff::Timestamp::now().duration_since(failing_since);
+    assert!(
+        fell_back_after >= jiff::SignedDuration::from_secs(20),
+        "the fallback came {fell_back_after:?} after the first failure"
+    );
+    let a = autoscalers.get_status("web").await?;
+    let active = condition(&a, "FallbackActive").expect("FallbackActive is set");
+    assert_eq!(
+        (active.status.as_str(), active.reason.as_deref()),
+        ("True", Some("FallbackApplied"))
+    );
+    Ok(())
+}
+
+fn annotate(value: Value) -> Patch<Value> {
+    Patch::Merge(json!({"metadata": {"annotations": value}}))
+}
+
+#[tokio::test]
+async fn pause_holds_the_target_and_resuming_picks_up_from_status() -> Result<()> {
+    let Some(s) = setup("pause_holds_the_target_and_resuming_picks_up_from_status").await? else {
+        return Ok(());
+    };
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let podset: PodSet = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "e2e-pause"}}, "template": pod_template("e2e-pause")}
+    }))?;
+    podsets.create(&PostParams::default(), &podset).await?;
+    autoscalers
+        .create(
+            &PostParams::default(),
+            &autoscaler("PodSet", "ferroscale.dev/v1alpha1", "web", Duration::from_secs(0))?,
+        )
+        .await?;
+    s.exporter.set(30.0);
+    let _operator = s.operator()?;
+    wait_for("the PodSet to be scaled to 3", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 3).then_some(()))
+    })
+    .await?;
+
+    // Paused: the load doubles, nothing moves, status says why.
+    autoscalers
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &annotate(json!({"ferroscale.dev/paused": "true"})),
+        )
+        .await?;
+    s.exporter.set(50.0);
+    let paused = wait_for("ScalingActive=False Paused", CONVERGE, || async {
+        let a = autoscalers.get_status("web").await?;
+        Ok(condition(&a, "ScalingActive").filter(|c| c.reason.as_deref() == Some("Paused")))
+    })
+    .await?;
+    assert!(paused.message.unwrap_or_default().contains("it would set 5 replicas"));
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(10) {
+        assert_eq!(
+            podset_replicas(&podsets).await?,
+            3,
+            "a paused Autoscaler wrote the scale"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // paused-replicas: set once, then held even when someone else moves it.
+    autoscalers
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &annotate(json!({"ferroscale.dev/paused": null, "ferroscale.dev/paused-replicas": "1"})),
+        )
+        .await?;
+    wait_for("the PodSet to be set to 1", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 1).then_some(()))
+    })
+    .await?;
+    podsets
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await?;
+    let moved = Instant::now();
+    while moved.elapsed() < Duration::from_secs(8) {
+        assert_eq!(
+            podset_replicas(&podsets).await?,
+            2,
+            "paused-replicas is set once, not enforced"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let status = autoscalers.get_status("web").await?.status.unwrap();
+    assert_eq!(status.paused_replicas, Some(1));
+
+    // Resumed: the decision follows the metrics again.
+    autoscalers
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &annotate(json!({"ferroscale.dev/paused-replicas": null})),
+        )
+        .await?;
+    wait_for("the PodSet to follow the load to 5", CONVERGE, || async {
+        Ok((podset_replicas(&podsets).await? == 5).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Distinct evaluation times of each Autoscaler, read from the operator's gauges.
+fn evaluations(metrics: &str) -> std::collections::BTreeMap<String, i64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ferroscale_autoscaler_last_evaluation_timestamp_seconds{"))
+        .filter_map(|l| {
+            let name = l.split("autoscaler=\"").nth(1)?.split('"').next()?.to_string();
+            Some((name, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn http_get(address: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+#[tokio::test]
+async fn each_autoscaler_is_evaluated_on_its_own_period() -> Result<()> {
+    let Some(s) = setup("each_autoscaler_is_evaluated_on_its_own_period").await? else {
+        return Ok(());
+    };
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    for (name, period) in [("fast", 5), ("slow", 15)] {
+        let app = format!("e2e-period-{name}");
+        let podset: PodSet = serde_json::from_value(json!({
+            "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": app}}, "template": pod_template(&app)}
+        }))?;
+        podsets.create(&PostParams::default(), &podset).await?;
+        let mut a = autoscaler("PodSet", "ferroscale.dev/v1alpha1", name, WINDOW)?;
+        a.metadata.name = Some(name.into());
+        a.spec.sync_period_seconds = Some(period);
+        autoscalers.create(&PostParams::default(), &a).await?;
+    }
+    let admin = format!("127.0.0.1:{}", support::prometheus::free_port());
+    let _operator = Operator::start(
+        &s.kubeconfig,
+        &[
+            "--namespace",
+            &s.ns.name,
+            "--sync-period",
+            "15s",
+            "--prometheus-url",
+            &s.prometheus.url,
+            "--admin-addr",
+            &admin,
+        ],
+    )?;
+    wait_for("both Autoscalers evaluated", CONVERGE, || async {
+        let seen = http_get(&admin).await.map(|m| evaluations(&m)).unwrap_or_default();
+        Ok((seen.len() == 2).then_some(()))
+    })
+    .await?;
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<i64>> = Default::default();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(31) {
+        for (name, at) in evaluations(&http_get(&admin).await?) {
+            seen.entry(name).or_default().insert(at);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (fast, slow) = (seen["fast"].len(), seen["slow"].len());
+    assert!(fast >= 6, "the 5 s Autoscaler was evaluated {fast} times in 31 s");
+    assert!(
+        (2..=3).contains(&slow),
+        "the 15 s Autoscaler was evaluated {slow} times in 31 s"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_hpa_converted_to_an_autoscaler_waits_for_the_hpa_then_takes_over() -> Result<()> {
+    let test = "an_hpa_converted_to_an_autoscaler_waits_for_the_hpa_then_takes_over";
+    let (Some(s), Some(file)) = (setup(test).await?, metrics_file_or_skip(test)) else {
+        return Ok(());
+    };
+    let cpu = FakeCpu::new(&file, &s.ns.name);
+    cpu.set(50)?; // exactly the 50% target: neither controller has reason to move
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let mut template = pod_template("e2e-migrate");
+    template["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m"}});
+    let podset: PodSet = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "e2e-migrate"}}, "template": template}
+    }))?;
+    podsets.create(&PostParams::default(), &podset).await?;
+    let spec = json!({
+        "scaleTargetRef": {"apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "name": "web"},
+        "minReplicas": 1, "maxReplicas": 6,
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]
+    });
+    // The HPA as the cluster serves it (autoscaling/v2 from 1.23, v2beta2 before).
+    let version = server_version(&s.client).await?;
+    let api_version = if version >= "1.23".parse().map_err(anyhow::Error::msg)? {
+        "autoscaling/v2"
+    } else {
+        "autoscaling/v2beta2"
+    };
+    let hpa = json!({"apiVersion": api_version, "kind": "HorizontalPodAutoscaler",
+                     "metadata": {"name": "web", "namespace": s.ns.name}, "spec": spec});
+    let manifest = std::env::temp_dir().join(format!("ferroscale-e2e-hpa-{}.json", std::process::id()));
+    std::fs::write(&manifest, hpa.to_string())?;
+    kubectl(&s.kubeconfig, &["create", "-f", manifest.to_str().unwrap()])?;
+    // The same spec, with apiVersion and kind changed.
+    let converted: Autoscaler = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler", "metadata": {"name": "web"}, "spec": spec
+    }))?;
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    autoscalers.create(&PostParams::default(), &converted).await?;
+    let _operator = s.operator()?;
+    let waiting = wait_for("ConflictingAutoscaler naming the HPA", CONVERGE, || async {
+        let a = autoscalers.get_status("web").await?;
+        Ok(condition(&a, "ScalingActive").filter(|c| c.reason.as_deref() == Some("ConflictingAutoscaler")))
+    })
+    .await?;
+    assert!(waiting.message.unwrap_or_default().contains("HorizontalPodAutoscaler"));
+
+    kubectl(&s.kubeconfig, &["delete", "-f", manifest.to_str().unwrap()])?;
+    let _ = std::fs::remove_file(&manifest);
+    wait_for("the Autoscaler to take over", CONVERGE, || async {
+        let a = autoscalers.get_status("web").await?;
+        Ok(condition(&a, "ScalingActive").filter(|c| c.reason.as_deref() == Some("ValidMetricFound")))
+    })
+    .await?;
+    let took_over = Instant::now();
+    while took_over.elapsed() < Duration::from_secs(10) {
+        assert_eq!(
+            podset_replicas(&podsets).await?,
+            3,
+            "no jump in replicas at the hand-over"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}

@@ -214,20 +214,36 @@ async fn invalid_autoscalers_are_refused_or_reported() -> Result<()> {
         json!({"scaleTargetRef": target, "minReplicas": 6, "maxReplicas": 5, "metrics": cpu}),
     );
     let created = autoscalers.create(&PostParams::default(), &inverted).await;
-    // Zero replicas with only a CPU metric: no schema can say it, the controller does.
+    // Zero replicas with only a CPU metric: a CEL rule on 1.25+, the controller's check before.
     let zero = autoscaler(
         "zero",
         json!({"scaleTargetRef": target, "minReplicas": 0, "maxReplicas": 5, "metrics": cpu}),
     );
-    autoscalers.create(&PostParams::default(), &zero).await?;
-    let mut reported = vec![("zero", "spec.minReplicas")];
+    let zero_created = autoscalers.create(&PostParams::default(), &zero).await;
+    // A negative activation threshold: no schema can say it (a quantity), the controller does.
+    let negative = autoscaler(
+        "negative",
+        json!({"scaleTargetRef": target, "maxReplicas": 5, "metrics": [{"type": "External", "external": {
+            "metric": {"name": "queue"}, "target": {"type": "Value", "value": "10"}, "activationThreshold": "-5"}}]}),
+    );
+    autoscalers.create(&PostParams::default(), &negative).await?;
+    let mut reported = vec![("negative", "spec.metrics[0].external.activationThreshold")];
     if version >= CEL {
-        let error = created.expect_err("a 1.25+ server refuses minReplicas > maxReplicas");
-        let message = error.to_string();
-        assert!(
-            message.contains("spec") && message.contains("minReplicas must be less than or equal to maxReplicas"),
-            "{message}"
-        );
+        for (name, result, message) in [
+            (
+                "inverted",
+                created,
+                "minReplicas must be less than or equal to maxReplicas",
+            ),
+            (
+                "zero",
+                zero_created,
+                "minReplicas may be 0 only when at least one Object, External or Prometheus metric is configured",
+            ),
+        ] {
+            let error = result.expect_err("a 1.25+ server refuses it").to_string();
+            assert!(error.contains("spec") && error.contains(message), "{name}: {error}");
+        }
         let no_member = autoscaler(
             "no-member",
             json!({"scaleTargetRef": target, "maxReplicas": 5, "metrics": [{"type": "External"}]}),
@@ -243,7 +259,9 @@ async fn invalid_autoscalers_are_refused_or_reported() -> Result<()> {
         );
     } else {
         created.context("a server before 1.25 takes it; the controller reports it")?;
+        zero_created.context("a server before 1.25 takes it; the controller reports it")?;
         reported.push(("inverted", "spec.maxReplicas"));
+        reported.push(("zero", "spec.minReplicas"));
     }
 
     let _operator = Operator::start(&kubeconfig, &["--namespace", &ns.name, "--sync-period", "2s"])?;

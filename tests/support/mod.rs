@@ -111,9 +111,14 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn create(client: &Client, kubeconfig: &Path, prefix: &str) -> Result<Self> {
+        // Unique among tests running at once: the process id (nextest runs each test in its
+        // own process), a counter (tests sharing a process), and the time (earlier runs).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
-            "{prefix}-{}",
-            std::process::id() ^ (jiff::Timestamp::now().as_millisecond() as u32)
+            "{prefix}-{}-{n}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_millisecond() % 100_000
         );
         let api: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace = serde_json::from_value(

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas"))]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas != 0 || (has(self.metrics) && self.metrics.exists(m, m.type == 'Object' || m.type == 'External' || m.type == 'Prometheus'))").message("minReplicas may be 0 only when at least one Object, External or Prometheus metric is configured"))]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerSpec {
     /// The workload to scale: any object with a `scale` subresource in the Autoscaler's namespace.
@@ -60,6 +61,7 @@ pub struct AutoscalerSpec {
     /// The metrics used to compute the desired replica count; the largest proposal wins. With
     /// none, the Autoscaler targets 80% average CPU utilization, as the HPA does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
     pub metrics: Option<Vec<MetricSpec>>,
 
     /// How fast to scale up and down. Missing parts take the HPA's defaults: scale up at once by
@@ -67,6 +69,29 @@ pub struct AutoscalerSpec {
     /// stabilization window (the operator's --downscale-stabilization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<Behavior>,
+
+    /// How often this Autoscaler is evaluated, in seconds (1 to 3600). Defaults to the
+    /// operator's --sync-period (15s). Behavior windows and policy periods keep their meaning:
+    /// they are seconds of wall time, not numbers of evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub sync_period_seconds: Option<i32>,
+
+    /// Which pods count for the metrics: LabelSelector (default), every pod the target's
+    /// selector matches; or OwnerReferences, only those the target owns, directly or through
+    /// an owner chain (a Deployment's pods through their ReplicaSet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_strategy: Option<SelectionStrategy>,
+}
+
+/// Which pods an Autoscaler's metrics count.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SelectionStrategy {
+    /// Every pod the target's selector matches, as the HorizontalPodAutoscaler counts them.
+    #[default]
+    LabelSelector,
+    /// Only pods the target owns, directly or through an owner chain.
+    OwnerReferences,
 }
 
 /// Identifies an object by API version, kind and name, in the Autoscaler's namespace.
@@ -159,6 +184,9 @@ pub struct ResourceMetricSource {
     pub name: String,
     /// The target value: Utilization (percent of requests) or AverageValue.
     pub target: MetricTarget,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A resource metric of one named container in each pod.
@@ -173,6 +201,9 @@ pub struct ContainerResourceMetricSource {
     pub container: String,
     /// The target value: Utilization (percent of requests) or AverageValue.
     pub target: MetricTarget,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A per-pod custom metric, averaged over the pods before comparing with the target.
@@ -183,6 +214,9 @@ pub struct PodsMetricSource {
     pub metric: MetricIdentifier,
     /// The target; only AverageValue is valid.
     pub target: MetricTarget,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A metric describing a single Kubernetes object, e.g. requests per second of an Ingress.
@@ -195,6 +229,14 @@ pub struct ObjectMetricSource {
     pub metric: MetricIdentifier,
     /// The target: Value, or AverageValue (divided by the current replica count).
     pub target: MetricTarget,
+    /// The metric is active when its value (the whole, before any division by replicas) is
+    /// above this quantity. At zero replicas, the target wakes only when a metric is active; it
+    /// goes to zero only when none is. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_threshold: Option<Quantity>,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A metric from outside the cluster, e.g. the length of a cloud queue.
@@ -205,6 +247,14 @@ pub struct ExternalMetricSource {
     pub metric: MetricIdentifier,
     /// The target: Value, or AverageValue (divided by the current replica count).
     pub target: MetricTarget,
+    /// The metric is active when its value (the whole, before any division by replicas) is
+    /// above this quantity. At zero replicas, the target wakes only when a metric is active; it
+    /// goes to zero only when none is. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_threshold: Option<Quantity>,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A PromQL query computed as an External metric is: its single value is compared with the
@@ -226,6 +276,14 @@ pub struct PrometheusMetricSource {
     pub auth_secret_ref: Option<SecretRef>,
     /// The target: Value, or AverageValue (divided by the current replica count).
     pub target: MetricTarget,
+    /// The metric is active when its value (the whole, before any division by replicas) is
+    /// above this quantity. At zero replicas, the target wakes only when a metric is active; it
+    /// goes to zero only when none is. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_threshold: Option<Quantity>,
+    /// What the metric proposes once it has failed for a while, instead of blocking scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A Secret in the same namespace.
@@ -234,6 +292,28 @@ pub struct SecretRef {
     /// The Secret's name.
     #[schemars(length(min = 1))]
     pub name: String,
+}
+
+/// A replica count a metric proposes once it has failed without interruption for
+/// `failureDurationSeconds`; before that, and without a fallback, a failing metric only blocks
+/// scaling down.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Fallback {
+    /// How long the metric must fail before the fallback applies, in seconds. Defaults to 180.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_duration_seconds: Option<i32>,
+    /// The replica count the metric proposes while it fails.
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+}
+
+impl Fallback {
+    /// failureDurationSeconds with its default.
+    pub fn failure_duration_seconds_or_default(&self) -> i32 {
+        self.failure_duration_seconds.unwrap_or(180)
+    }
 }
 
 /// Names a metric and optionally narrows it with a label selector.
@@ -381,6 +461,24 @@ pub struct AutoscalerStatus {
     /// Replicas removed by recent rescales, within the longest scale-down policy period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_events: Option<Vec<ScaleEvent>>,
+    /// The metrics failing now, and since when: a metric's fallback applies once it has failed
+    /// for its failureDurationSeconds, counted across restarts and changes of leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_failures: Option<Vec<MetricFailure>>,
+    /// The replica count the `ferroscale.dev/paused-replicas` annotation set, once it was set;
+    /// the target is held there while the annotation stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_replicas: Option<i32>,
+}
+
+/// A metric that has failed at every evaluation since `since`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricFailure {
+    /// The metric's index in spec.metrics.
+    pub index: i32,
+    /// When it first failed.
+    pub since: Time,
 }
 
 /// A recommendation: when it was last made, or for the `current` one, since when it holds.
@@ -544,6 +642,40 @@ impl MetricSpec {
             MetricSourceType::External => self.external.as_ref().map(|e| &e.target),
             MetricSourceType::Prometheus => self.prometheus.as_ref().map(|p| &p.target),
             MetricSourceType::Unknown => None,
+        }
+    }
+}
+
+impl MetricSpec {
+    /// The fallback of the member that `type` names.
+    pub fn fallback(&self) -> Option<&Fallback> {
+        match self.type_ {
+            MetricSourceType::Resource => self.resource.as_ref()?.fallback.as_ref(),
+            MetricSourceType::ContainerResource => self.container_resource.as_ref()?.fallback.as_ref(),
+            MetricSourceType::Pods => self.pods.as_ref()?.fallback.as_ref(),
+            MetricSourceType::Object => self.object.as_ref()?.fallback.as_ref(),
+            MetricSourceType::External => self.external.as_ref()?.fallback.as_ref(),
+            MetricSourceType::Prometheus => self.prometheus.as_ref()?.fallback.as_ref(),
+            MetricSourceType::Unknown => None,
+        }
+    }
+
+    /// Whether the metric can be read with no pods running (Object, External, Prometheus):
+    /// only those decide on scaling to and from zero.
+    pub fn reads_without_pods(&self) -> bool {
+        matches!(
+            self.type_,
+            MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus
+        )
+    }
+
+    /// The activation threshold of an Object, External or Prometheus metric.
+    pub fn activation_threshold(&self) -> Option<&Quantity> {
+        match self.type_ {
+            MetricSourceType::Object => self.object.as_ref()?.activation_threshold.as_ref(),
+            MetricSourceType::External => self.external.as_ref()?.activation_threshold.as_ref(),
+            MetricSourceType::Prometheus => self.prometheus.as_ref()?.activation_threshold.as_ref(),
+            _ => None,
         }
     }
 }

@@ -126,8 +126,16 @@ impl AutoscalerSpec {
                 format!("must be greater than or equal to minReplicas ({min})"),
             );
         }
+        if metrics.len() > 100 {
+            c.push("spec.metrics", "must have at most 100 items");
+        }
         for (i, metric) in metrics.iter().enumerate() {
             validate_metric(&mut c, &format!("spec.metrics[{i}]"), metric);
+        }
+        if let Some(period) = self.sync_period_seconds
+            && !(1..=3600).contains(&period)
+        {
+            c.push("spec.syncPeriodSeconds", "must be between 1 and 3600");
         }
         if let Some(behavior) = &self.behavior {
             for (rules, name) in [(&behavior.scale_up, "scaleUp"), (&behavior.scale_down, "scaleDown")] {
@@ -140,7 +148,40 @@ impl AutoscalerSpec {
     }
 }
 
+/// The fallback and activation threshold of the member that `type` names.
+fn validate_extensions(c: &mut Collector, path: &str, m: &MetricSpec) {
+    let member = match m.type_ {
+        MetricSourceType::Resource => "resource",
+        MetricSourceType::ContainerResource => "containerResource",
+        MetricSourceType::Pods => "pods",
+        MetricSourceType::Object => "object",
+        MetricSourceType::External => "external",
+        MetricSourceType::Prometheus => "prometheus",
+        MetricSourceType::Unknown => return,
+    };
+    if let Some(fallback) = m.fallback() {
+        if fallback.replicas < 1 {
+            c.push(format!("{path}.{member}.fallback.replicas"), "must be at least 1");
+        }
+        if fallback.failure_duration_seconds.is_some_and(|s| s < 1) {
+            c.push(
+                format!("{path}.{member}.fallback.failureDurationSeconds"),
+                "must be at least 1",
+            );
+        }
+    }
+    if let Some(threshold) = m.activation_threshold() {
+        let at = format!("{path}.{member}.activationThreshold");
+        match ParsedQuantity::parse(&threshold.0) {
+            Err(e) => c.push(at, e.to_string()),
+            Ok(q) if q.is_negative() => c.push(at, "must not be negative"),
+            Ok(_) => {}
+        }
+    }
+}
+
 fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec) {
+    validate_extensions(c, path, m);
     if m.type_ == MetricSourceType::Unknown {
         c.push(
             format!("{path}.type"),

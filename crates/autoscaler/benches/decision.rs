@@ -95,6 +95,9 @@ fn bench(c: &mut Criterion) {
                     now,
                     settings: &settings,
                     last_recommended: None,
+                    annotations: None,
+                    conflict: None,
+                    pods_left_out: 0,
                 };
                 black_box(decide(black_box(&input)))
             })

@@ -275,8 +275,12 @@ pub fn limit(current: i32, desired: i32, min: i32, max: i32, rates: RateLimits) 
         now,
     } = rates;
     if desired > current {
-        // Never below the current count, even while recent scale-ups use up the budget.
-        let allowed = scale_up_limit(current, scale_ups, scale_downs, up, now).max(current);
+        // Never below the current count, even while recent scale-ups use up the budget; from
+        // zero, at least one (a percentage of zero would never wake a target).
+        let mut allowed = scale_up_limit(current, scale_ups, scale_downs, up, now).max(current);
+        if current == 0 && up.select != SelectPolicy::Disabled {
+            allowed = allowed.max(1);
+        }
         let (ceiling, limit) = if max > allowed {
             (allowed, UP_LIMIT)
         } else {

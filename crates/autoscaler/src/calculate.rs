@@ -331,10 +331,11 @@ pub fn average_of_whole(ctx: &Context, status_replicas: i32, target: i64, value:
             proposal.replicas
         ));
     }
+    // At zero replicas (waking from zero) the average is over the one replica a wake-up gives.
     proposal.value = if value == i64::MAX {
         value
     } else {
-        (value as f64 / f64::from(status_replicas)).ceil() as i64
+        (value as f64 / f64::from(status_replicas.max(1))).ceil() as i64
     };
     proposal
 }

@@ -18,17 +18,16 @@ pub fn combine(
     let mut best: Option<(i32, &str)> = None;
     let mut invalid = 0;
     let mut first_error: Option<(&str, &str)> = None;
-    for m in &decision.metrics {
-        match (&m.error, m.replicas) {
-            (None, Some(replicas)) => {
-                if best.is_none_or(|(b, _)| b == 0 || replicas > b) {
-                    best = Some((replicas, &m.description));
-                }
-            }
-            (error, _) => {
-                invalid += 1;
-                first_error.get_or_insert((reason_of(m), error.as_deref().unwrap_or("no proposal")));
-            }
+    // Metrics this evaluation did not read take no part.
+    let read: Vec<&MetricOutcome> = decision.metrics.iter().filter(|m| !m.skipped).collect();
+    for m in &read {
+        if m.failed() {
+            invalid += 1;
+            first_error.get_or_insert((reason_of(m), m.error.as_deref().unwrap_or("no proposal")));
+        } else if let Some(replicas) = m.counted()
+            && best.is_none_or(|(b, _)| b == 0 || replicas > b)
+        {
+            best = Some((replicas, &m.description));
         }
     }
     for m in &decision.metrics {
@@ -40,7 +39,7 @@ pub fn combine(
             });
         }
     }
-    let total = decision.metrics.len();
+    let total = read.len();
     let replicas = best.map_or(0, |(r, _)| r);
     if let Some((reason, error)) = first_error
         && (invalid >= total || replicas < current)

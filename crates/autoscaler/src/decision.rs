@@ -1,6 +1,7 @@
 //! One evaluation of an Autoscaler, as the HPA controller's `reconcileAutoscaler` performs it
 //! after reading the target's scale: inputs in, a [`Decision`] out, no I/O and no clock.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferroscale_api::quantity::ParsedQuantity;
@@ -12,12 +13,16 @@ use crate::behavior::{self, RateLimits, Rules, Step};
 use crate::calculate::{Context, Tolerances};
 use crate::combine::combine;
 use crate::conditions::{self, ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED};
+use crate::failures::{self, Failures};
 use crate::gates::{self, Gate};
 use crate::history::History;
+use crate::hold::{self, Conflict};
+use crate::pause::Pause;
 use crate::pods::{PodInfo, Readiness};
 use crate::samples::Gathered;
+use crate::zero;
 
-pub use crate::gates::reads_metrics;
+pub use crate::gates::{metrics_read, reads_metrics};
 pub use crate::metric::{MetricOutcome, compute_metric, effective_metrics};
 pub use crate::status::{failed_get_scale, invalid_spec, targets_summary};
 
@@ -74,6 +79,13 @@ pub struct Input<'a> {
     /// When the current recommendation in status was last made, if the caller remembers (the
     /// controller does while it runs); otherwise one sync period before `now` is assumed.
     pub last_recommended: Option<Timestamp>,
+    /// The Autoscaler's annotations (the pause annotations are read from them).
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+    /// Another autoscaler this one must not fight, if the caller found one.
+    pub conflict: Option<&'a Conflict>,
+    /// Pods the selector matched but the target does not own, left out of `pods`
+    /// (selectionStrategy OwnerReferences); `explain` says how many.
+    pub pods_left_out: usize,
 }
 
 /// A Kubernetes event to record on the Autoscaler.
@@ -87,7 +99,9 @@ pub struct Event {
 /// How the evaluation went, for the controller's logging and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
-    /// The target has 0 replicas and minReplicas is not 0.
+    /// The spec is invalid: nothing is scaled until it changes.
+    InvalidSpec,
+    /// The target has 0 replicas that ferroscale did not set (maintenance).
     Disabled,
     /// The target was outside [min, max] and is brought back.
     OutOfRange,
@@ -161,6 +175,14 @@ impl Decision {
     }
 }
 
+/// How often the Autoscaler is evaluated: its own syncPeriodSeconds, else the operator's.
+pub fn sync_period(spec: &AutoscalerSpec, settings: &Settings) -> Duration {
+    spec.sync_period_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map_or(settings.sync_period, Duration::from_secs)
+}
+
 /// Per-direction tolerances: the behavior's own, else the operator's.
 pub fn tolerances(spec: &AutoscalerSpec, default: f64) -> Tolerances {
     let of = |rules: Option<&ScalingRules>| {
@@ -215,7 +237,7 @@ pub fn decide(input: &Input) -> Decision {
     );
     let current = scale.spec_replicas;
     let mut history = History::read(status, current, now);
-    let last_made = history.last_made(input.last_recommended, now, settings.sync_period);
+    let last_made = history.last_made(input.last_recommended, now, sync_period(spec, settings));
     let tolerances = tolerances(spec, settings.tolerance);
     let down_window = settings.downscale_stabilization;
     let rules = spec
@@ -238,9 +260,36 @@ pub fn decide(input: &Input) -> Decision {
         tolerances,
     };
 
-    let desired = match gates::check(spec, current) {
-        Gate::Disabled => {
+    let gate = gates::check(spec, status, current);
+    let mut failures = Failures::read(previous.metric_failures.as_ref());
+    let mut fallbacks = Vec::new();
+    let desired = match gate {
+        Gate::InvalidSpec(problems) => {
+            // Nothing else is evaluated: the last status stands, with the reason.
+            decision.path = Path::InvalidSpec;
+            decision.events.push(Event {
+                warning: true,
+                reason: "InvalidSpec".into(),
+                message: problems.clone(),
+            });
+            decision.status = invalid_spec(status, generation, &problems, now);
+            return decision;
+        }
+        Gate::Disabled { report } => {
             decision.path = Path::Disabled;
+            if report {
+                // Read and reported, never acted upon.
+                let _ = proposal(
+                    input,
+                    &Gate::Zero,
+                    &mut decision,
+                    &mut conds,
+                    &mut failures,
+                    &mut fallbacks,
+                );
+                fallbacks.clear();
+                decision.path = Path::Disabled;
+            }
             conditions::set(
                 &mut conds,
                 SCALING_ACTIVE,
@@ -256,55 +305,81 @@ pub fn decide(input: &Input) -> Decision {
             decision.reason = Some(reason.into());
             Some(desired)
         }
-        Gate::Open => match proposal(input, &mut decision, &mut conds, tolerances) {
-            Err(message) => {
-                if decision.path != Path::InvalidSelector {
-                    decision.path = Path::MetricsFailed;
+        Gate::Open | Gate::Zero => {
+            match proposal(input, &gate, &mut decision, &mut conds, &mut failures, &mut fallbacks) {
+                Err(message) => {
+                    if decision.path != Path::InvalidSelector {
+                        decision.path = Path::MetricsFailed;
+                    }
+                    decision.events.push(Event {
+                        warning: true,
+                        reason: "FailedComputeMetricsReplicas".into(),
+                        message,
+                    });
+                    None
                 }
-                decision.events.push(Event {
-                    warning: true,
-                    reason: "FailedComputeMetricsReplicas".into(),
-                    message,
-                });
-                None
-            }
-            Ok((proposal, description)) => {
-                let proposal = proposal.max(0);
-                decision.proposal = Some(proposal);
-                if proposal > current {
-                    decision.reason = Some(format!("{description} above target"));
-                } else if proposal < current {
-                    decision.reason = Some("All metrics below target".into());
+                Ok((proposal, description)) => {
+                    let proposal = proposal.max(0);
+                    decision.proposal = Some(proposal);
+                    if proposal > current {
+                        decision.reason = Some(if description.starts_with("the fallback") {
+                            description.clone()
+                        } else {
+                            format!("{description} above target")
+                        });
+                    } else if proposal < current {
+                        decision.reason = Some("All metrics below target".into());
+                    }
+                    let (stabilized, limited) =
+                        normalize(&history, last_made, rules.as_ref(), current, proposal, input);
+                    history.record(proposal, now, last_made);
+                    conditions::set(
+                        &mut conds,
+                        ABLE_TO_SCALE,
+                        true,
+                        stabilized.reason,
+                        stabilized.message,
+                        now,
+                    );
+                    conditions::set(
+                        &mut conds,
+                        SCALING_LIMITED,
+                        limited.replicas != stabilized.replicas,
+                        limited.reason,
+                        limited.message,
+                        now,
+                    );
+                    let desired = limited.replicas;
+                    decision.stabilization = Some(stabilized);
+                    decision.limit = Some(limited);
+                    Some(desired)
                 }
-                let (stabilized, limited) = normalize(&history, last_made, rules.as_ref(), current, proposal, input);
-                history.record(proposal, now, last_made);
-                conditions::set(
-                    &mut conds,
-                    ABLE_TO_SCALE,
-                    true,
-                    stabilized.reason,
-                    stabilized.message,
-                    now,
-                );
-                conditions::set(
-                    &mut conds,
-                    SCALING_LIMITED,
-                    limited.replicas != stabilized.replicas,
-                    limited.reason,
-                    limited.message,
-                    now,
-                );
-                let desired = limited.replicas;
-                decision.stabilization = Some(stabilized);
-                decision.limit = Some(limited);
-                Some(desired)
             }
-        },
+        }
     };
 
     if decision.proposal.is_none() {
         history.end_current(last_made);
     }
+    let pause = Pause::from_annotations(input.annotations);
+    let held = hold::apply(
+        desired,
+        current,
+        &pause,
+        input.conflict,
+        &previous,
+        &mut conds,
+        &mut decision.events,
+        now,
+    );
+    if held.set.is_some() && held.set != desired {
+        decision.reason = Some(format!(
+            "set to {} by the annotation {}",
+            held.set.unwrap_or(current),
+            crate::pause::PAUSED_REPLICAS
+        ));
+    }
+    let desired = held.set;
     let rescale = desired.is_some_and(|d| d != current);
     let desired = if rescale { desired.unwrap_or(current) } else { current };
     let mut last_scale_time = previous.last_scale_time.clone();
@@ -332,6 +407,8 @@ pub fn decide(input: &Input) -> Decision {
         last_scale_time = Some(Time(now));
     }
     history.prune(rules.as_ref(), down_window, now);
+    zero::record(&mut conds, desired, rescale, now);
+    failures::record(&mut conds, &mut decision.events, &metrics, &fallbacks, &failures, now);
     decision.desired_replicas = desired;
     decision.rescale = rescale;
     decision.status = AutoscalerStatus {
@@ -347,18 +424,24 @@ pub fn decide(input: &Input) -> Decision {
         current_metrics: Some(decision.metrics.iter().filter_map(|m| m.status.clone()).collect()),
         conditions: Some(conds),
         targets: Some(targets_summary(&metrics, &decision.metrics)),
+        metric_failures: failures.to_status(),
+        paused_replicas: held.paused_replicas,
         ..AutoscalerStatus::default()
     };
     history.write(&mut decision.status);
     decision
 }
 
-/// Each metric's proposal, combined: the largest valid one, or why there is none.
+/// Each metric's proposal (the fallback's, for a metric failing long enough; zero when no
+/// metric is active and the target may go to zero), combined: the largest valid one, or why
+/// there is none. Records the metrics' failures and which fallbacks apply.
 fn proposal(
     input: &Input,
+    gate: &Gate,
     decision: &mut Decision,
     conds: &mut Vec<AutoscalerCondition>,
-    tolerances: Tolerances,
+    failures: &mut Failures,
+    fallbacks: &mut Vec<usize>,
 ) -> Result<(i32, String), String> {
     let Input {
         spec,
@@ -367,6 +450,7 @@ fn proposal(
         settings,
         ..
     } = *input;
+    let tolerances = decision.tolerances;
     if let Err((event_reason, message)) = scale_selector(scale) {
         decision.path = Path::InvalidSelector;
         let condition_message = if event_reason == "SelectorRequired" {
@@ -391,11 +475,23 @@ fn proposal(
         },
         tolerances,
     };
-    decision.metrics = effective_metrics(spec)
+    let specs = effective_metrics(spec);
+    decision.metrics = specs
         .iter()
         .enumerate()
-        .map(|(i, m)| compute_metric(&ctx, m, scale, input.metrics.get(i)))
+        .map(|(i, m)| {
+            if *gate == Gate::Zero && !m.reads_without_pods() {
+                MetricOutcome::skipped(m)
+            } else {
+                compute_metric(&ctx, m, scale, input.metrics.get(i))
+            }
+        })
         .collect();
+    failures.update(&decision.metrics, now);
+    *fallbacks = failures::apply(&specs, &mut decision.metrics, failures, now);
+    if zero::enabled(spec) {
+        zero::activate(&mut decision.metrics);
+    }
     combine(decision, conds, scale.spec_replicas, now)
 }
 

@@ -1,27 +1,56 @@
-//! The gates an evaluation passes before any metric is read: a target scaled to zero while
-//! minReplicas is not zero disables scaling, and a target outside [min, max] is only brought
-//! back into range.
+//! The gates an evaluation passes before any metric is read: an invalid spec stops it (the
+//! controller and `explain` say so alike); a target at zero replicas is
+//! maintenance (nothing scaled) unless ferroscale itself set that zero, when only the metrics
+//! that can be read without pods decide whether to wake it; a target outside [min, max] is only
+//! brought back into range.
 
-use ferroscale_api::AutoscalerSpec;
+use ferroscale_api::{AutoscalerSpec, AutoscalerStatus};
+
+use crate::zero;
 
 /// What the gates let through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
-    /// The target is at 0 and minReplicas is not: nothing is scaled (maintenance mode).
-    Disabled,
+    /// The spec breaks a rule the API server could not enforce: nothing is read or scaled
+    /// until it changes; the message names every offending field.
+    InvalidSpec(String),
+    /// The target is at 0 and ferroscale did not put it there: nothing is scaled (maintenance
+    /// mode). With minReplicas 0 the metrics readable without pods are still read and
+    /// reported (`report`), so status and `explain` show what they say.
+    Disabled { report: bool },
+    /// The target is at the zero ferroscale set: Object, External and Prometheus metrics decide
+    /// whether to wake it.
+    Zero,
     /// The target is outside [min, max]: it is set to the nearest bound, metrics unread.
     OutOfRange { desired: i32, reason: &'static str },
     /// An ordinary evaluation from the metrics.
     Open,
 }
 
-/// The gate for a target at `current` replicas.
-pub fn check(spec: &AutoscalerSpec, current: i32) -> Gate {
+const BELOW_MIN: &str = "Current number of replicas below Spec.MinReplicas";
+
+/// The gate for a target at `current` replicas, given the last status.
+pub fn check(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> Gate {
+    if let Some(problems) = spec_problems(spec) {
+        return Gate::InvalidSpec(problems);
+    }
     let min = spec.min_replicas_or_default();
     let max = spec.max_replicas;
-    if current == 0 && min != 0 {
-        Gate::Disabled
-    } else if current > max {
+    let ours = status
+        .and_then(|s| s.conditions.as_deref())
+        .is_some_and(zero::set_by_us);
+    if current == 0 {
+        return match (ours, min) {
+            (true, 0) => Gate::Zero,
+            // A zero ferroscale set, with minReplicas raised since: back to the minimum.
+            (true, _) => Gate::OutOfRange {
+                desired: min,
+                reason: BELOW_MIN,
+            },
+            (false, min) => Gate::Disabled { report: min == 0 },
+        };
+    }
+    if current > max {
         Gate::OutOfRange {
             desired: max,
             reason: "Current number of replicas above Spec.MaxReplicas",
@@ -29,15 +58,48 @@ pub fn check(spec: &AutoscalerSpec, current: i32) -> Gate {
     } else if current < min {
         Gate::OutOfRange {
             desired: min,
-            reason: "Current number of replicas below Spec.MinReplicas",
+            reason: BELOW_MIN,
         }
     } else {
         Gate::Open
     }
 }
 
-/// Whether an evaluation at `current` replicas reads metrics: only when the gates are open.
-/// Callers skip gathering metrics otherwise.
-pub fn reads_metrics(spec: &AutoscalerSpec, current: i32) -> bool {
-    check(spec, current) == Gate::Open
+/// The problems that stop an evaluation, naming each field; None when there are none. A
+/// problem inside one metric's upstream fields (an unknown type, a target without its value)
+/// is that metric's failure, reported as the HPA reports it, not a reason to stop the others;
+/// ferroscale's own extensions (fallback, activation threshold) have no such reading and stop it.
+pub fn spec_problems(spec: &AutoscalerSpec) -> Option<String> {
+    let errors = spec.validate().err()?;
+    let blocking: Vec<String> = errors
+        .0
+        .iter()
+        .filter(|e| {
+            !e.path.starts_with("spec.metrics[")
+                || e.path.contains(".fallback")
+                || e.path.contains(".activationThreshold")
+        })
+        .map(ToString::to_string)
+        .collect();
+    (!blocking.is_empty()).then(|| blocking.join("; "))
+}
+
+/// Which of the spec's metrics (of [`crate::effective_metrics`]) an evaluation reads: all of
+/// them when the gates are open, those readable without pods at ferroscale's zero, none
+/// otherwise. Callers skip gathering the others.
+pub fn metrics_read(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> Vec<bool> {
+    let gate = check(spec, status, current);
+    crate::effective_metrics(spec)
+        .iter()
+        .map(|m| match gate {
+            Gate::Open => true,
+            Gate::Zero | Gate::Disabled { report: true } => m.reads_without_pods(),
+            Gate::InvalidSpec(_) | Gate::Disabled { report: false } | Gate::OutOfRange { .. } => false,
+        })
+        .collect()
+}
+
+/// Whether an evaluation reads any metric.
+pub fn reads_metrics(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> bool {
+    metrics_read(spec, status, current).contains(&true)
 }

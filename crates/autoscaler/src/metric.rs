@@ -26,6 +26,52 @@ pub struct MetricOutcome {
     pub error: Option<String>,
     /// How it was computed.
     pub proposal: Option<Proposal>,
+    /// Not read at this evaluation (at zero replicas, only metrics readable without pods are).
+    pub skipped: bool,
+    /// For Object, External and Prometheus metrics: whether the value is above the activation
+    /// threshold.
+    pub activation: Option<Activation>,
+    /// The fallback's replica count, proposed because the metric has failed for its
+    /// failureDurationSeconds (`error` says how it fails).
+    pub fallback: Option<i32>,
+}
+
+/// Whether a metric is active: its whole value above its activation threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activation {
+    /// The metric's value as a whole (the sum of an External metric's series), milli-units.
+    pub value: i64,
+    /// The activation threshold, milli-units.
+    pub threshold: i64,
+    pub active: bool,
+}
+
+impl MetricOutcome {
+    /// The proposal the combination counts: a computed one, or the fallback's.
+    pub fn counted(&self) -> Option<i32> {
+        if self.skipped {
+            return None;
+        }
+        match (&self.error, self.fallback) {
+            (None, _) => self.replicas,
+            (Some(_), fallback) => fallback,
+        }
+    }
+
+    /// Failed without a fallback to stand in: such a metric blocks scaling down.
+    pub fn failed(&self) -> bool {
+        !self.skipped && self.fallback.is_none() && (self.error.is_some() || self.replicas.is_none())
+    }
+
+    /// An outcome for a metric this evaluation does not read.
+    pub fn skipped(spec: &MetricSpec) -> Self {
+        Self {
+            source: Some(spec.type_),
+            description: format!("{} metric", spec.type_.as_str()),
+            skipped: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// The spec's metrics, or the HPA's default of 80% average CPU utilization when there are none.
@@ -35,6 +81,7 @@ pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
         _ => Cow::Owned(vec![MetricSpec {
             type_: MetricSourceType::Resource,
             resource: Some(ResourceMetricSource {
+                fallback: None,
                 name: "cpu".into(),
                 target: MetricTarget {
                     type_: MetricTargetType::Utilization,
@@ -85,7 +132,8 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
         source: Some(spec.type_),
         ..MetricOutcome::default()
     };
-    let result = (|| -> Result<(Proposal, MetricStatus, String), String> {
+    // (proposal, status, description, the whole value of an Object, External or Prometheus metric)
+    let result = (|| -> Result<(Proposal, MetricStatus, String, Option<i64>), String> {
         let gathered = gathered.ok_or_else(|| "no samples were gathered for this metric".to_string())?;
         let current = scale.spec_replicas;
         let mut status = empty_status(spec.type_);
@@ -154,7 +202,7 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                         })
                     }
                 }
-                Ok((proposal, status, description))
+                Ok((proposal, status, description, None))
             }
             MetricSourceType::Pods => {
                 let pods = spec.pods.as_ref().ok_or("metric type Pods has no pods member")?;
@@ -171,7 +219,7 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                     metric: pods.metric.clone(),
                     current: value_status(None, Some(p.value), None),
                 });
-                Ok((p, status, format!("pods metric {name}")))
+                Ok((p, status, format!("pods metric {name}"), None))
             }
             MetricSourceType::Object => {
                 let object = spec.object.as_ref().ok_or("metric type Object has no object member")?;
@@ -193,7 +241,7 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                     metric: object.metric.clone(),
                     current,
                 });
-                Ok((p, status, format!("{} metric {name}", reference.kind)))
+                Ok((p, status, format!("{} metric {name}", reference.kind), Some(value)))
             }
             MetricSourceType::External => {
                 let external = spec
@@ -217,7 +265,7 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                     metric: external.metric.clone(),
                     current,
                 });
-                Ok((p, status, format!("external metric {name}")))
+                Ok((p, status, format!("external metric {name}"), Some(sum)))
             }
             MetricSourceType::Prometheus => {
                 let prometheus = spec
@@ -234,12 +282,23 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                     query: prometheus.query.clone(),
                     current,
                 });
-                Ok((p, status, format!("prometheus query {}", prometheus.query)))
+                Ok((p, status, format!("prometheus query {}", prometheus.query), Some(value)))
             }
         }
     })();
     match result {
-        Ok((proposal, status, description)) => {
+        Ok((proposal, status, description, whole)) => {
+            if let Some(value) = whole {
+                let threshold = milli(&spec.activation_threshold().cloned(), "activationThreshold")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                outcome.activation = Some(Activation {
+                    value,
+                    threshold,
+                    active: value > threshold,
+                });
+            }
             outcome.replicas = Some(proposal.replicas);
             outcome.status = Some(status);
             outcome.description = description;

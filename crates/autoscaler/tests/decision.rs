@@ -651,13 +651,31 @@ fn conditions_keep_their_transition_time_while_unchanged() {
 
 #[test]
 fn scale_from_zero_with_external_metric() {
-    let d = Case::new(
-        spec(Some(0), 10, vec![external_value("10")]),
-        0,
-        vec![],
-        vec![Ok(MetricValues::External(vec![35_000]))],
-    )
-    .decide();
+    use ferroscale_api::AutoscalerCondition;
+    let at_zero = || {
+        Case::new(
+            spec(Some(0), 10, vec![external_value("10")]),
+            0,
+            vec![],
+            vec![Ok(MetricValues::External(vec![35_000]))],
+        )
+    };
+    // A zero someone else set is maintenance: the metric is read and reported, nothing moves.
+    let d = at_zero().decide();
+    assert_eq!((d.desired_replicas, d.rescale, d.path), (0, false, Path::Disabled));
+    assert_eq!(d.metrics[0].replicas, Some(4), "what the metric says is still shown");
+    // The zero ferroscale set wakes on the metric.
+    let d = at_zero()
+        .with_status(|s| {
+            s.conditions = Some(vec![AutoscalerCondition {
+                type_: "ScaledToZero".into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(ago(60))),
+                reason: Some("ScaledToZero".into()),
+                message: None,
+            }])
+        })
+        .decide();
     assert_eq!((d.desired_replicas, d.rescale), (4, true));
     let d = Case::new(
         spec(Some(0), 10, vec![external_value("10")]),

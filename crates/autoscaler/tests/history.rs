@@ -44,6 +44,9 @@ fn evaluate(
         now,
         settings: &Settings::default(),
         last_recommended,
+        annotations: None,
+        conflict: None,
+        pods_left_out: 0,
     })
 }
 

@@ -41,6 +41,10 @@ pub const CLUSTER: &[Permission] = &[
     p("custom.metrics.k8s.io", "pods/qps", &["get"]),
     p("custom.metrics.k8s.io", "deployments.apps/qps", &["get"]),
     p("external.metrics.k8s.io", "queue_messages_ready", &["list"]),
+    // Upstream HPAs (autoscaling/v1, served by every version), so that an Autoscaler never
+    // fights one over a target; ReplicaSets, for pods selected by owner through a Deployment.
+    p("autoscaling", "horizontalpodautoscalers", &["list", "watch"]),
+    p("apps", "replicasets", &["get"]),
     // Events (events.k8s.io/v1; repeated ones are patched into a series).
     p("events.k8s.io", "events", &["create", "patch"]),
     // Prometheus credentials, when Autoscalers name a Secret.

@@ -124,6 +124,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         settings: Settings::default(),
         memory: Default::default(),
         concurrency: 0,
+        neighbours: Default::default(),
         recorder: Recorder::new(
             client,
             Reporter {
@@ -347,4 +348,18 @@ async fn history_written_is_not_lost_while_the_cache_lags_behind() {
     newer.metadata.resource_version = Some("8".into());
     reconcile(Arc::new(newer), ctx).await.unwrap();
     assert_eq!(log.find("PATCH", "/autoscalers/web/status").len(), 2);
+}
+
+#[tokio::test]
+async fn each_autoscaler_is_requeued_after_its_own_sync_period() {
+    let (client, _log) = api(false);
+    let mut fast = autoscaler("web", 1);
+    fast.spec.sync_period_seconds = Some(5);
+    let action = reconcile(Arc::new(fast), context(client, FakeMetrics(Ok(vec![300, 300, 300]))))
+        .await
+        .unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+    );
 }

@@ -53,6 +53,9 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         settings,
         // A snapshot says nothing of the controller's memory: it decides as a new leader would.
         last_recommended: None,
+        annotations: autoscaler.metadata.annotations.as_ref(),
+        conflict: None,
+        pods_left_out: 0,
     };
     let decision = decide(&input);
     Replay {
@@ -69,7 +72,13 @@ pub fn to_json(replay: &Replay) -> Value {
     let metrics: Vec<Value> = d
         .metrics
         .iter()
-        .map(|m| json!({"replicas": m.replicas, "status": m.status, "error": m.error, "description": m.description}))
+        .map(|m| {
+            let activation = m.activation.map(
+                |a| json!({"value": format_milli(a.value), "threshold": format_milli(a.threshold), "active": a.active}),
+            );
+            json!({"replicas": m.replicas, "status": m.status, "error": m.error, "description": m.description,
+                   "skipped": m.skipped, "activation": activation, "fallback": m.fallback})
+        })
         .collect();
     let events: Vec<Value> = d
         .events
@@ -164,12 +173,6 @@ pub fn to_text(replay: &Replay) -> String {
         a.spec.max_replicas,
         replay.now
     );
-    if let Err(problems) = a.spec.validate() {
-        let _ = writeln!(
-            out,
-            "  Warning: the spec is invalid, and the controller would report it instead of scaling: {problems}"
-        );
-    }
     let _ = writeln!(
         out,
         "  Tolerance: scale down below {:.3}, scale up above {:.3} (usage ratio)",
@@ -177,10 +180,17 @@ pub fn to_text(replay: &Replay) -> String {
         1.0 + d.tolerances.up
     );
     match d.path {
+        DecisionPath::InvalidSpec => {
+            let problems = d.events.first().map_or("", |e| e.message.as_str());
+            let _ = writeln!(
+                out,
+                "\nThe spec is invalid: the controller reports InvalidSpec and scales nothing until it changes.\n  {problems}"
+            );
+        }
         DecisionPath::Disabled => {
             let _ = writeln!(
                 out,
-                "\nThe target has 0 replicas and minReplicas is not 0: autoscaling is disabled until something scales it up."
+                "\nThe target has 0 replicas that ferroscale did not set: autoscaling is disabled (maintenance) until something scales it up."
             );
         }
         DecisionPath::OutOfRange => {
@@ -193,15 +203,65 @@ pub fn to_text(replay: &Replay) -> String {
         }
         _ => {}
     }
+    if ferroscale_autoscaler::zero::set_by_us(
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default(),
+    ) && d.current_replicas == 0
+        && d.path != DecisionPath::InvalidSpec
+    {
+        let _ = writeln!(
+            out,
+            "\nThe target is at the zero ferroscale set: only Object, External and Prometheus metrics are read; it wakes when one is active."
+        );
+    }
     if !d.metrics.is_empty() {
         let _ = writeln!(out, "\nMetrics:");
     }
+    let failures = ferroscale_autoscaler::failures::Failures::read(d.status.metric_failures.as_ref());
     for (i, (spec, m)) in replay.metrics.iter().zip(&d.metrics).enumerate() {
         let target = spec.target().map(target_text).unwrap_or_default();
         let _ = writeln!(out, "  [{i}] {} — target {target}", metric_title(spec));
+        if m.skipped {
+            let _ = writeln!(out, "      not read: it needs pods, and the target has none");
+            continue;
+        }
         if let Some(error) = &m.error {
             let _ = writeln!(out, "      could not be computed: {error}");
+            if let Some(since) = failures.since(i) {
+                let _ = writeln!(out, "      failing since {since}");
+            }
+            match (m.fallback, spec.fallback()) {
+                (Some(r), _) => {
+                    let _ = writeln!(out, "      its fallback applies: proposes {r} replicas");
+                }
+                (None, Some(f)) => {
+                    let _ = writeln!(
+                        out,
+                        "      its fallback ({} replicas) applies once it has failed for {}s",
+                        f.replicas,
+                        f.failure_duration_seconds_or_default()
+                    );
+                }
+                (None, None) => {}
+            }
             continue;
+        }
+        // Activation matters to Autoscalers that may go to zero, or that set a threshold.
+        let shown = a.spec.min_replicas_or_default() == 0 || spec.activation_threshold().is_some();
+        if let Some(a) = m.activation.filter(|_| shown) {
+            let (word, relation) = if a.active {
+                ("active", "above")
+            } else {
+                ("inactive", "not above")
+            };
+            let _ = writeln!(
+                out,
+                "      {word}: {} is {relation} the activation threshold {}",
+                format_milli(a.value),
+                format_milli(a.threshold)
+            );
         }
         if let Some(p) = &m.proposal {
             let current = match (p.utilization, &p.pods, &m.status) {
@@ -252,6 +312,16 @@ pub fn to_text(replay: &Replay) -> String {
             out,
             "  the metrics propose {proposal} replicas (the largest proposal counts)"
         );
+        let active = d
+            .metrics
+            .iter()
+            .any(|m| m.fallback.is_some() || m.activation.is_some_and(|x| x.active));
+        if a.spec.min_replicas_or_default() == 0 && !active {
+            let _ = writeln!(
+                out,
+                "  no metric is active: every metric proposes 0, so the target may go to zero"
+            );
+        }
         if let Some(s) = &d.stabilization {
             if s.replicas != proposal {
                 let _ = writeln!(

@@ -19,6 +19,9 @@ use std::time::Duration;
 use crate::admin::Admin;
 use ferroscale_controller::podset::{self, expectations::Expectations};
 use ferroscale_metrics::{MetricsApis, Prometheus, Sources};
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tracing::info;
 
@@ -327,11 +330,28 @@ async fn operate(args: RunArgs) -> Result<()> {
             },
             memory: Default::default(),
             concurrency: args.concurrency,
+            neighbours: Default::default(),
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
         for namespace in &scopes {
+            // Upstream HPAs of the namespace, so that no Autoscaler fights one over a target.
+            let (hpas, writer) = kube::runtime::reflector::store();
+            ctx.neighbours.add_hpas(hpas);
+            let hpa_watch = kube::runtime::watcher(
+                scoped::<HorizontalPodAutoscaler>(&client, namespace.as_deref()),
+                kube::runtime::watcher::Config::default().any_semantic(),
+            )
+            .default_backoff()
+            .modify(ferroscale_controller::slim::metadata)
+            .reflect(writer)
+            .for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(%error, "HorizontalPodAutoscaler watch error; retrying with backoff");
+                }
+            });
+            watch_tasks.spawn(hpa_watch);
             tasks.spawn(autoscaler::run(
                 scoped::<Autoscaler>(&client, namespace.as_deref()),
                 ctx.clone(),

@@ -16,6 +16,8 @@ use support::{Exporter, PrometheusServer, free_port, prometheus_installed, serve
 
 fn source(server: &str, query: &str) -> PrometheusMetricSource {
     PrometheusMetricSource {
+        fallback: None,
+        activation_threshold: None,
         server_address: Some(server.into()),
         query: query.into(),
         auth_secret_ref: None,
@@ -163,6 +165,8 @@ async fn credentials_come_from_the_secret() {
     let prometheus = Prometheus::new(Some(client), None, Duration::from_secs(5)).unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let with = |secret: &str| PrometheusMetricSource {
+        fallback: None,
+        activation_threshold: None,
         auth_secret_ref: Some(SecretRef { name: secret.into() }),
         ..source(&url, "up")
     };

@@ -51,6 +51,7 @@ pub fn resource_utilization(name: &str, percent: i32) -> MetricSpec {
     };
     MetricSpec {
         resource: Some(ResourceMetricSource {
+            fallback: None,
             name: name.into(),
             target,
         }),
@@ -69,6 +70,7 @@ pub fn resource_average(name: &str, value: &str) -> MetricSpec {
     };
     MetricSpec {
         resource: Some(ResourceMetricSource {
+            fallback: None,
             name: name.into(),
             target,
         }),
@@ -82,6 +84,7 @@ pub fn container_cpu(container: &str, percent: i32) -> MetricSpec {
         ..target(MetricTargetType::Utilization)
     };
     let source = ContainerResourceMetricSource {
+        fallback: None,
         name: "cpu".into(),
         container: container.into(),
         target,
@@ -106,6 +109,7 @@ pub fn pods_metric(name: &str, average: &str) -> MetricSpec {
     };
     MetricSpec {
         pods: Some(PodsMetricSource {
+            fallback: None,
             metric: id(name),
             target,
         }),
@@ -128,6 +132,8 @@ pub fn object_value(value: &str) -> MetricSpec {
     };
     MetricSpec {
         object: Some(ObjectMetricSource {
+            fallback: None,
+            activation_threshold: None,
             described_object: described(),
             metric: id("qps"),
             target,
@@ -143,6 +149,8 @@ pub fn object_average(value: &str) -> MetricSpec {
     };
     MetricSpec {
         object: Some(ObjectMetricSource {
+            fallback: None,
+            activation_threshold: None,
             described_object: described(),
             metric: id("qps"),
             target,
@@ -158,6 +166,8 @@ pub fn external_value(value: &str) -> MetricSpec {
     };
     MetricSpec {
         external: Some(ExternalMetricSource {
+            fallback: None,
+            activation_threshold: None,
             metric: id("queue"),
             target,
         }),
@@ -172,6 +182,8 @@ pub fn external_average(value: &str) -> MetricSpec {
     };
     MetricSpec {
         external: Some(ExternalMetricSource {
+            fallback: None,
+            activation_threshold: None,
             metric: id("queue"),
             target,
         }),
@@ -187,6 +199,8 @@ pub fn prometheus(type_: MetricTargetType, value: &str) -> MetricSpec {
         t.average_value = q(value)
     }
     let source = PrometheusMetricSource {
+        fallback: None,
+        activation_threshold: None,
         server_address: None,
         query: "sum(up)".into(),
         auth_secret_ref: None,
@@ -213,6 +227,8 @@ pub fn spec(min: Option<i32>, max: i32, metrics: Vec<MetricSpec>) -> AutoscalerS
         max_replicas: max,
         metrics: Some(metrics),
         behavior: None,
+        sync_period_seconds: None,
+        selection_strategy: None,
     }
 }
 
@@ -384,6 +400,9 @@ impl Case {
             now: now(),
             settings: &self.settings,
             last_recommended: None,
+            annotations: None,
+            conflict: None,
+            pods_left_out: 0,
         })
     }
 }

@@ -2,13 +2,15 @@
 //! changes, read the target's scale, gather the metrics, decide with the core, resize the
 //! target through `scale` when the core says so, and write status (history included) and events.
 
+pub mod neighbours;
 pub mod target;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ferroscale_api::{Autoscaler, AutoscalerStatus};
-use ferroscale_autoscaler::decision::{failed_get_scale, invalid_spec, reads_metrics, scale_selector};
+use ferroscale_api::{Autoscaler, AutoscalerStatus, MetricSpec};
+use ferroscale_autoscaler::decision::{failed_get_scale, metrics_read, scale_selector, sync_period};
+use ferroscale_autoscaler::gates::spec_problems;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
 use ferroscale_metrics::MetricsSource;
@@ -26,6 +28,8 @@ use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
 use crate::pod_cache::PodCache;
 use crate::telemetry::Telemetry;
+use ferroscale_autoscaler::selection::by_owner;
+use neighbours::Neighbours;
 use target::Targets;
 
 /// Why a reconcile failed (other than through the Autoscaler's own conditions).
@@ -62,6 +66,8 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, Memory>>,
     /// How many Autoscalers are evaluated at once (0: no limit).
     pub concurrency: u16,
+    /// Other autoscalers and owners, for conflicts and selection by owner.
+    pub neighbours: Neighbours,
 }
 
 /// What the controller keeps of one Autoscaler between evaluations.
@@ -121,15 +127,6 @@ impl Context {
     }
 }
 
-/// The pods of `namespace` the selector matches, from the shared cache.
-fn pods_of(cache: &PodCache, namespace: &str, selector: &kube::core::Selector) -> Vec<PodInfo> {
-    cache
-        .select(namespace, selector)
-        .iter()
-        .map(|p| p.info.clone())
-        .collect()
-}
-
 /// One evaluation of one Autoscaler.
 #[instrument(skip_all, fields(autoscaler = %autoscaler.name_any(), namespace = autoscaler.namespace().unwrap_or_default()))]
 pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -158,15 +155,27 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     };
     let previous = memory.status(&autoscaler);
 
-    if let Err(problems) = autoscaler.spec.validate() {
-        let message = problems.to_string();
-        publish(&ctx, &autoscaler, true, "InvalidSpec", &message).await;
-        ctx.write_status(
-            &autoscaler,
-            previous,
-            &invalid_spec(previous, generation, &message, now),
-        )
-        .await?;
+    // An invalid spec is the core's first gate: the decision says why and scales nothing.
+    if spec_problems(&autoscaler.spec).is_some() {
+        let input = Input {
+            spec: &autoscaler.spec,
+            status: previous,
+            generation,
+            scale: &Scale::default(),
+            pods: &[],
+            metrics: &[],
+            now,
+            settings: &ctx.settings,
+            last_recommended: None,
+            annotations: None,
+            conflict: None,
+            pods_left_out: 0,
+        };
+        let decision = decide(&input);
+        for event in &decision.events {
+            publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+        }
+        ctx.write_status(&autoscaler, previous, &decision.status).await?;
         return Ok(Action::await_change());
     }
 
@@ -182,26 +191,63 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
                 &failed_get_scale(previous, generation, &error, now),
             )
             .await?;
-            return Ok(Action::requeue(ctx.settings.sync_period));
+            return Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)));
         }
     };
+    let target_uid = scale.metadata.uid.clone().unwrap_or_default();
     let scale = Scale {
         spec_replicas: scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
         status_replicas: scale.status.as_ref().map_or(0, |s| s.replicas),
         selector: scale.status.as_ref().and_then(|s| s.selector.clone()),
     };
     let metrics = effective_metrics(&autoscaler.spec);
-    let (pods, gathered) = match scale_selector(&scale) {
-        Ok(selector) if reads_metrics(&autoscaler.spec, scale.spec_replicas) => {
-            let pods = pods_of(&ctx.pods, &namespace, &selector);
-            let fetched = ctx
+    let read = metrics_read(&autoscaler.spec, previous, scale.spec_replicas);
+    let selector = scale_selector(&scale).ok();
+    // The pods the selector matches decide conflicts; those the target owns, with
+    // selectionStrategy OwnerReferences, are the ones counted.
+    let selected = selector
+        .as_ref()
+        .map(|s| ctx.pods.select(&namespace, s))
+        .unwrap_or_default();
+    let conflict = ctx.neighbours.conflict(&autoscaler, &selected);
+    if let Some(s) = &selector {
+        ctx.neighbours.remember_selector(&autoscaler, s.clone());
+    }
+    let matched = selected.len();
+    let counted = if by_owner(&autoscaler.spec) {
+        ctx.neighbours
+            .owned(&ctx.client, &namespace, &target_uid, selected)
+            .await
+    } else {
+        selected
+    };
+    let pods_left_out = matched - counted.len();
+    let (pods, gathered) = match &selector {
+        Some(_) if read.contains(&true) => {
+            let pods: Vec<PodInfo> = counted.iter().map(|p| p.info.clone()).collect();
+            let wanted: Vec<MetricSpec> = metrics
+                .iter()
+                .zip(&read)
+                .filter(|(_, read)| **read)
+                .map(|(m, _)| m.clone())
+                .collect();
+            let mut fetched = ctx
                 .metrics
-                .gather(&namespace, &metrics, scale.selector.as_deref().unwrap_or_default())
-                .await;
-            for (spec, f) in metrics.iter().zip(&fetched) {
-                ctx.telemetry.metric_fetched(spec.type_, f.elapsed, f.value.is_ok());
+                .gather(&namespace, &wanted, scale.selector.as_deref().unwrap_or_default())
+                .await
+                .into_iter();
+            let mut gathered = Vec::with_capacity(metrics.len());
+            for (spec, read) in metrics.iter().zip(&read) {
+                // `fetched` holds the metrics read, in order.
+                match if *read { fetched.next() } else { None } {
+                    Some(f) => {
+                        ctx.telemetry.metric_fetched(spec.type_, f.elapsed, f.value.is_ok());
+                        gathered.push(f.value);
+                    }
+                    None => gathered.push(Err("not read at this evaluation".to_string())),
+                }
             }
-            (pods, fetched.into_iter().map(|f| f.value).collect::<Vec<_>>())
+            (pods, gathered)
         }
         _ => (Vec::new(), Vec::new()),
     };
@@ -216,6 +262,9 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         now,
         settings: &ctx.settings,
         last_recommended: remembered,
+        annotations: autoscaler.metadata.annotations.as_ref(),
+        conflict: conflict.as_ref(),
+        pods_left_out,
     };
     let mut decision: Decision = decide(&input);
     ctx.memory().entry(uid).or_default().recommendation =
@@ -244,7 +293,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     }
     ctx.write_status(&autoscaler, previous, &decision.status).await?;
     ctx.backoff.reset(&key);
-    Ok(Action::requeue(ctx.settings.sync_period))
+    Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)))
 }
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
@@ -278,6 +327,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
+    ctx.neighbours.add_autoscalers(reader.clone());
     let telemetry = ctx.telemetry.clone();
     let forget = ctx.clone();
     let changes = watcher(api, watcher::Config::default().any_semantic())
@@ -290,6 +340,7 @@ pub async fn run(
                 telemetry.forget(a, &effective_metrics(&a.spec));
                 if let Some(uid) = a.uid() {
                     forget.memory().remove(&uid);
+                    forget.neighbours.forget(&uid);
                 }
             }
         })

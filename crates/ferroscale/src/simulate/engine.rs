@@ -67,6 +67,8 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
         sync_period: spec.sync_period,
         ..*settings
     };
+    // An Autoscaler's own syncPeriodSeconds wins over the scenario's period, as in the operator.
+    let step = ferroscale_autoscaler::decision::sync_period(&spec.autoscaler, settings);
     let request = milli_value(&spec.cpu_request).unwrap_or(500);
     let metrics = effective_metrics(&spec.autoscaler).into_owned();
     let mut pods: Vec<Pod> = (0..spec.initial_replicas)
@@ -94,7 +96,6 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
     let mut first_rise: Option<Duration> = None;
     let mut first_scale_up_after_rise: Option<Duration> = None;
     let mut previous_load: Option<f64> = None;
-    let step = spec.sync_period;
     let mut t = Duration::ZERO;
     while t <= spec.duration {
         let now = at(t);
@@ -117,9 +118,13 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             .max(1);
         let infos: Vec<PodInfo> = pods.iter().map(|p| pod_info(p, ready_at(p), t, request)).collect();
         let per_pod = seen_load / f64::from(seen_ready);
+        let outage = spec.metric_outages.iter().any(|o| o.covers(t));
         let gathered: Vec<Gathered> = metrics
             .iter()
-            .map(|m| model_metric(m, &infos, per_pod, seen_load, spec.pod_capacity, request, now))
+            .map(|m| match outage {
+                true => Err("the metric source is down (a modelled outage)".into()),
+                false => model_metric(m, &infos, per_pod, seen_load, spec.pod_capacity, request, now),
+            })
             .collect();
         let scale = Scale {
             spec_replicas: desired,
@@ -136,6 +141,9 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             now,
             settings,
             last_recommended: remembered.and_then(|r| r.last_made(status.as_ref())),
+            annotations: None,
+            conflict: None,
+            pods_left_out: 0,
         };
         let decision = decide(&input);
         remembered = Remembered::after(decision.proposal.is_some(), &decision.status, now);

@@ -54,6 +54,10 @@ pub struct ScenarioSpec {
     pub cpu_request: String,
     /// The load over time.
     pub load: Load,
+    /// Spans during which every metric fails to be read, as when its source is down (to try
+    /// `fallback`).
+    #[serde(default)]
+    pub metric_outages: Vec<Outage>,
     /// The Autoscaler under test (its spec, as in an Autoscaler manifest).
     pub autoscaler: AutoscalerSpec,
 }
@@ -82,6 +86,22 @@ pub struct Load {
     pub points: Vec<Point>,
     #[serde(default)]
     pub shapes: Vec<Shape>,
+}
+
+/// A span of time, from `from` until `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    #[serde(deserialize_with = "duration")]
+    pub from: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub to: Duration,
+}
+
+impl Outage {
+    pub fn covers(&self, t: Duration) -> bool {
+        self.from <= t && t < self.to
+    }
 }
 
 /// A load value at a time.
