@@ -9,6 +9,7 @@ use common::*;
 use ferroscale_api::MetricTargetType;
 use ferroscale_autoscaler::MetricValues;
 use ferroscale_autoscaler::pods::{ConditionStatus, ContainerRequests, PodPhase, ReadyCondition};
+use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage, resource_samples};
 
 /// A table row: one metric over some pods, and what it must propose.
 struct Row {
@@ -600,4 +601,76 @@ fn metric_statuses_use_canonical_quantities() {
     let d = one(object_average("5"), 3, pods(3, 0), Ok(MetricValues::Object(20000))).decide();
     let current = &d.metrics[0].status.as_ref().unwrap().object.as_ref().unwrap().current;
     assert_eq!(current.average_value.as_ref().unwrap().0, "6667m");
+}
+
+/// Pods with containers `container1` and `container2`, each requesting 1 CPU, and their
+/// PodMetrics as metrics-server reports them: `usage[i]` lists pod i's containers in order.
+fn two_container_pods(phases: &[PodPhase], usage: &[&[i64]]) -> (Vec<ferroscale_autoscaler::PodInfo>, Vec<PodUsage>) {
+    let pods = phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut pod = pod(&format!("pod-{i}"), 1000);
+            pod.containers = ["container1", "container2"]
+                .map(|name| ContainerRequests {
+                    name: name.into(),
+                    requests: vec![("cpu".into(), 1000)],
+                })
+                .into();
+            if *p == PodPhase::Failed {
+                pod = phase(unready(pod), PodPhase::Failed);
+            }
+            pod
+        })
+        .collect();
+    let raw = usage
+        .iter()
+        .enumerate()
+        .map(|(i, containers)| PodUsage {
+            pod: format!("pod-{i}"),
+            timestamp: ago(30),
+            window: std::time::Duration::from_secs(60),
+            containers: containers
+                .iter()
+                .enumerate()
+                .map(|(c, v)| ContainerUsage {
+                    name: format!("container{}", c + 1),
+                    usage: vec![("cpu".into(), *v)],
+                })
+                .collect(),
+        })
+        .collect();
+    (pods, raw)
+}
+
+#[test]
+fn container_metrics_of_failed_pods() {
+    use PodPhase::{Failed, Running};
+    let (pods, raw) = two_container_pods(
+        &[Running, Running, Failed, Failed],
+        &[&[1000, 500], &[9000, 700], &[1000], &[9000]],
+    );
+    let failed_missing = resource_samples(&raw, "cpu", Some("container2")).map(MetricValues::PerPod);
+    let (running_pods, running_raw) =
+        two_container_pods(&[Running, Running, Running], &[&[1000, 500], &[9000, 700], &[1000]]);
+    let running_missing = resource_samples(&running_raw, "cpu", Some("container2")).map(MetricValues::PerPod);
+    check(vec![
+        // upstream: "scale up: failed pods ignored with missing container metric"
+        row(
+            "upstream: failed pods ignored with missing container metric",
+            one(container_cpu("container2", 30), 2, pods, failed_missing),
+            4,
+            Some(60),
+            Some(600),
+        ),
+        // A running pod without the container's metric is a missing pod, as with Resource
+        // metrics: on a scale-up it counts at 0%, so (500 + 700 + 0) / 3 = 40% of 30%.
+        row(
+            "a running pod missing the container's metric counts as missing",
+            one(container_cpu("container2", 30), 3, running_pods, running_missing),
+            4,
+            Some(60),
+            Some(600),
+        ),
+    ]);
 }
