@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(
         name = "Reference",
         type_ = "string",
-        json_path = ".spec.scaleTargetRef.name",
-        description = "The workload being scaled"
+        json_path = ".status.reference",
+        description = "The workload being scaled, as kind/name"
     ),
     printcolumn(
         name = "Targets",
@@ -469,6 +469,10 @@ pub struct AutoscalerStatus {
     /// the target is held there while the annotation stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_replicas: Option<i32>,
+    /// The target as `Kind/name` (`PodSet/web`), for the REFERENCE column that `kubectl get hpa`
+    /// shows the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// A metric that has failed at every evaluation since `since`.

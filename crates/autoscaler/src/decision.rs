@@ -272,7 +272,7 @@ pub fn decide(input: &Input) -> Decision {
                 reason: "InvalidSpec".into(),
                 message: problems.clone(),
             });
-            decision.status = invalid_spec(status, generation, &problems, now);
+            decision.status = invalid_spec(input.spec, status, generation, &problems, now);
             return decision;
         }
         Gate::Disabled { report } => {
@@ -426,6 +426,7 @@ pub fn decide(input: &Input) -> Decision {
         targets: Some(targets_summary(&metrics, &decision.metrics)),
         metric_failures: failures.to_status(),
         paused_replicas: held.paused_replicas,
+        reference: Some(crate::status::reference(input.spec)),
         ..AutoscalerStatus::default()
     };
     history.write(&mut decision.status);

@@ -11,6 +11,7 @@ use crate::metric::MetricOutcome;
 /// The last status with one condition set and the generation stamped; history and the
 /// rest are kept, so nothing is lost while the Autoscaler cannot be evaluated.
 fn with_condition(
+    spec: &AutoscalerSpec,
     status: Option<&AutoscalerStatus>,
     generation: Option<i64>,
     type_: &str,
@@ -28,30 +29,39 @@ fn with_condition(
         now,
     );
     status.observed_generation = generation;
+    status.reference = Some(reference(spec));
     status
+}
+
+/// The target as the REFERENCE column shows it: `Kind/name`.
+pub fn reference(spec: &AutoscalerSpec) -> String {
+    format!("{}/{}", spec.scale_target_ref.kind, spec.scale_target_ref.name)
 }
 
 /// The status to write when the target's scale cannot be read (no such target, no scale
 /// subresource, an API error): AbleToScale=False/FailedGetScale.
 pub fn failed_get_scale(
+    spec: &AutoscalerSpec,
     status: Option<&AutoscalerStatus>,
     generation: Option<i64>,
     error: &str,
     now: Timestamp,
 ) -> AutoscalerStatus {
     let message = format!("the HPA controller was unable to get the target's current scale: {error}");
-    with_condition(status, generation, ABLE_TO_SCALE, "FailedGetScale", message, now)
+    with_condition(spec, status, generation, ABLE_TO_SCALE, "FailedGetScale", message, now)
 }
 
 /// The status to write when the spec breaks a rule the API server could not enforce:
 /// ScalingActive=False/InvalidSpec naming the fields.
 pub fn invalid_spec(
+    spec: &AutoscalerSpec,
     status: Option<&AutoscalerStatus>,
     generation: Option<i64>,
     problems: &str,
     now: Timestamp,
 ) -> AutoscalerStatus {
     with_condition(
+        spec,
         status,
         generation,
         SCALING_ACTIVE,

@@ -188,7 +188,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             ctx.write_status(
                 &autoscaler,
                 previous,
-                &failed_get_scale(previous, generation, &error, now),
+                &failed_get_scale(&autoscaler.spec, previous, generation, &error, now),
             )
             .await?;
             return Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)));
