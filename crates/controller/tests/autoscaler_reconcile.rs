@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use ferroscale_api::{Autoscaler, MetricSpec};
 use ferroscale_autoscaler::{MetricValues, PodSample, Settings};
+use ferroscale_controller::autoscaler::observe::Readers;
 use ferroscale_controller::autoscaler::target::Targets;
 use ferroscale_controller::autoscaler::{Context, reconcile};
 use ferroscale_controller::backoff::Backoff;
@@ -47,6 +48,7 @@ impl MetricsSource for FakeMetrics {
                 .map(|_| Fetched {
                     value: self.0.as_ref().map_err(Clone::clone).and_then(one),
                     elapsed: Duration::ZERO,
+                    pod_usage: None,
                 })
                 .collect()
         })
@@ -117,14 +119,16 @@ fn api(refuse_scale: bool) -> (kube::Client, Log) {
 
 fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
     Arc::new(Context {
-        client: client.clone(),
-        pods: PodCache::of((0..3).map(pod).collect()),
-        targets: Targets::new(client.clone()),
-        metrics: Arc::new(metrics),
+        readers: Readers {
+            client: client.clone(),
+            pods: PodCache::of((0..3).map(pod).collect()),
+            targets: Targets::new(client.clone()),
+            metrics: Arc::new(metrics),
+            neighbours: Default::default(),
+        },
         settings: Settings::default(),
         memory: Default::default(),
         concurrency: 0,
-        neighbours: Default::default(),
         recorder: Recorder::new(
             client,
             Reporter {

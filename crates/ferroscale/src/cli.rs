@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferroscale_api::crd::{KubeVersion, OLDEST_SUPPORTED};
-use ferroscale_api::quantity::ParsedQuantity;
 use ferroscale_autoscaler::Settings;
+
+use crate::flags::{DecisionArgs, SourceArgs, parse_duration};
 use jiff::Timestamp;
 
 /// The Kubernetes autoscaler with the HorizontalPodAutoscaler's exact semantics, for any
@@ -38,7 +39,8 @@ enum Command {
         #[arg(long, hide = true, conflicts_with_all = ["out_dir", "kube_version"])]
         helm_template: bool,
     },
-    /// Replay one decision offline from a snapshot of cluster objects, and explain it.
+    /// Explain the decision the controller would take now for an Autoscaler in the cluster
+    /// (NAMESPACE/NAME), or replay one offline from a snapshot file.
     Explain(ExplainArgs),
     /// Run the decision core against a modelled workload over time (no cluster needed).
     Simulate(SimulateArgs),
@@ -65,45 +67,23 @@ enum SimulateFormat {
     Csv,
 }
 
-/// Settings of the decision, shared by `explain`, `simulate` and `run`.
-#[derive(Debug, Args, Clone)]
-pub struct DecisionArgs {
-    /// Default tolerance of the usage ratio in both directions, as a quantity (0.1, 100m).
-    #[arg(long, value_name = "QUANTITY", default_value = "0.1", value_parser = parse_tolerance, env = "FERROSCALE_TOLERANCE")]
-    tolerance: f64,
-    /// How long after a pod starts its CPU samples need a settled Ready condition (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "FERROSCALE_CPU_INITIALIZATION_PERIOD")]
-    cpu_initialization_period: Duration,
-    /// How long after start a never-ready pod counts as still initializing (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "FERROSCALE_INITIAL_READINESS_DELAY")]
-    initial_readiness_delay: Duration,
-    /// Scale-down stabilization window of Autoscalers that set none (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "FERROSCALE_DOWNSCALE_STABILIZATION")]
-    downscale_stabilization: Duration,
-}
-
-impl DecisionArgs {
-    /// The core's settings.
-    pub fn settings(&self) -> Settings {
-        Settings {
-            tolerance: self.tolerance,
-            cpu_initialization_period: self.cpu_initialization_period,
-            initial_readiness_delay: self.initial_readiness_delay,
-            downscale_stabilization: self.downscale_stabilization,
-            ..Settings::default()
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 struct ExplainArgs {
-    /// Multi-document YAML: one Autoscaler, the target's autoscaling/v1 Scale, Pods, and the
-    /// metric values (PodMetrics, MetricValueList, ExternalMetricValueList, PrometheusSample).
-    snapshot: PathBuf,
+    /// NAMESPACE/NAME (or NAME with -n) of an Autoscaler in the cluster of the usual
+    /// kubeconfig; or a snapshot file: multi-document YAML with one Autoscaler, the target's
+    /// autoscaling/v1 Scale, Pods, and the metric values (PodMetrics, MetricValueList,
+    /// ExternalMetricValueList, PrometheusSample), as `--save` writes it.
+    target: String,
+    /// The Autoscaler's namespace (live); default: the kubeconfig's.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Also write what the live explanation read as a snapshot file, to replay offline.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
     output: Format,
-    /// The evaluation time (RFC 3339); defaults to the current time.
+    /// The evaluation time of a snapshot (RFC 3339); defaults to the current time.
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     now: Option<Timestamp>,
     /// The operator's sync period (Go duration): when the current recommendation in status
@@ -112,29 +92,38 @@ struct ExplainArgs {
     sync_period: Duration,
     #[command(flatten)]
     decision: DecisionArgs,
+    #[command(flatten)]
+    sources: SourceArgs,
+}
+
+impl ExplainArgs {
+    /// Whether `target` names an Autoscaler in the cluster rather than a snapshot file: with
+    /// -n, or when no such file exists and it reads as NAMESPACE/NAME.
+    fn is_live(&self) -> bool {
+        if self.namespace.is_some() {
+            return true;
+        }
+        let path = std::path::Path::new(&self.target);
+        let dns = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        };
+        !path.exists()
+            && !self.target.ends_with(".yaml")
+            && !self.target.ends_with(".yml")
+            && self
+                .target
+                .split_once('/')
+                .is_some_and(|(ns, name)| dns(ns) && dns(name))
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Text,
     Json,
-}
-
-fn parse_tolerance(text: &str) -> Result<f64, String> {
-    let q = ParsedQuantity::parse(text).map_err(|e| e.to_string())?;
-    if q.is_negative() {
-        return Err(format!("tolerance {text:?} must not be negative"));
-    }
-    Ok(q.as_f64())
-}
-
-/// Go duration syntax (`30s`, `5m`, `1m30s`), as Kubernetes flags take.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: kube::core::Duration = text.parse().map_err(|e| format!("invalid duration {text:?}: {e}"))?;
-    if d.is_negative() {
-        return Err(format!("duration {text:?} must not be negative"));
-    }
-    Ok(d.into())
 }
 
 fn parse_kube_version(text: &str) -> Result<KubeVersion, String> {
@@ -167,23 +156,92 @@ pub fn run() -> Result<()> {
         Command::Crds {
             out_dir, kube_version, ..
         } => crds(out_dir, kube_version),
-        Command::Explain(args) => {
-            let now = args.now.unwrap_or_else(Timestamp::now);
-            let settings = Settings {
-                sync_period: args.sync_period,
-                ..args.decision.settings()
-            };
-            let replay = crate::explain::replay(&args.snapshot, now, &settings)?;
-            for warning in &replay.snapshot.rest.ignored {
-                eprintln!("warning: {}: {warning}", args.snapshot.display());
+        Command::Explain(args) => explain(args),
+    }
+}
+
+fn explain(args: ExplainArgs) -> Result<()> {
+    let settings = Settings {
+        sync_period: args.sync_period,
+        ..args.decision.settings()
+    };
+    if !args.is_live() {
+        if args.save.is_some() {
+            bail!(
+                "--save writes what a live explain read; {} is a snapshot already",
+                args.target
+            );
+        }
+        let snapshot = PathBuf::from(&args.target);
+        let now = args.now.unwrap_or_else(Timestamp::now);
+        let replay = crate::explain::replay(&snapshot, now, &settings)?;
+        for warning in &replay.snapshot.rest.ignored {
+            eprintln!("warning: {}: {warning}", snapshot.display());
+        }
+        return print_replay(&replay, args.output);
+    }
+    if args.now.is_some() {
+        bail!("--now sets the time of a snapshot replay; a live explain decides as of now");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut warnings = Vec::new();
+    let live = runtime.block_on(async {
+        let client = crate::live::client().await?;
+        let (namespace, name) = crate::live::target(&args.target, args.namespace.as_deref(), &client)?;
+        crate::live::explain(client, &namespace, &name, &settings, &args.sources, &mut warnings).await
+    })?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    match live {
+        crate::live::Live::Decided(replay) => {
+            if let Some(path) = &args.save {
+                let yaml = crate::capture::to_yaml(&replay.snapshot, replay.now)?;
+                std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!(
+                    "snapshot written to {}; replay it with: ferroscale explain {} --now {}",
+                    path.display(),
+                    path.display(),
+                    replay.now
+                );
             }
+            print_replay(&replay, args.output)
+        }
+        crate::live::Live::NoScale {
+            autoscaler,
+            error,
+            status,
+        } => {
+            let reference = ferroscale_autoscaler::status::reference(&autoscaler.spec);
             match args.output {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&crate::explain::to_json(&replay))?),
-                Format::Text => print!("{}", crate::explain::to_text(&replay)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"error": error, "status": status}))?
+                ),
+                Format::Text => println!(
+                    "Autoscaler {}/{}: the scale of its target {reference} cannot be read: {error}\n\
+                     The controller reports AbleToScale=False (FailedGetScale), changes nothing, and tries again after one sync period.",
+                    autoscaler.metadata.namespace.as_deref().unwrap_or_default(),
+                    autoscaler.metadata.name.as_deref().unwrap_or_default(),
+                ),
+            }
+            if args.save.is_some() {
+                bail!("no snapshot written: a snapshot needs the target's scale");
             }
             Ok(())
         }
     }
+}
+
+fn print_replay(replay: &crate::explain::Replay, output: Format) -> Result<()> {
+    match output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&crate::explain::to_json(replay))?),
+        Format::Text => print!("{}", crate::explain::to_text(replay)),
+    }
+    Ok(())
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {

@@ -21,6 +21,8 @@ pub struct Replay {
     pub decision: Decision,
     pub metrics: Vec<MetricSpec>,
     pub now: Timestamp,
+    /// Pods the selector matched that the target does not own (selectionStrategy OwnerReferences).
+    pub pods_left_out: usize,
 }
 
 /// Loads the snapshot and decides.
@@ -63,6 +65,8 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         decision,
         metrics,
         now,
+        // A snapshot holds the pods that counted.
+        pods_left_out: 0,
     }
 }
 
@@ -95,6 +99,7 @@ pub fn to_json(replay: &Replay) -> Value {
         "conditions": d.status.conditions.clone().unwrap_or_default(),
         "events": events,
         "status": d.status,
+        "podsLeftOut": replay.pods_left_out,
     })
 }
 
@@ -179,6 +184,13 @@ pub fn to_text(replay: &Replay) -> String {
         1.0 - d.tolerances.down,
         1.0 + d.tolerances.up
     );
+    if replay.pods_left_out > 0 {
+        let _ = writeln!(
+            out,
+            "  Pods: {} matched the selector but are not owned by the target (selectionStrategy OwnerReferences): left out",
+            replay.pods_left_out
+        );
+    }
     match d.path {
         DecisionPath::InvalidSpec => {
             let problems = d.events.first().map_or("", |e| e.message.as_str());

@@ -1,9 +1,12 @@
 //! The `ferroscale` binary.
 
 mod admin;
+mod capture;
 mod cli;
 mod explain;
+mod flags;
 mod gather;
+mod live;
 mod run;
 mod simulate;
 mod snapshot;

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use crate::admin::Admin;
 use ferroscale_controller::podset::{self, expectations::Expectations};
-use ferroscale_metrics::{MetricsApis, Prometheus, Sources};
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::runtime::WatchStreamExt;
@@ -45,24 +44,16 @@ pub struct RunArgs {
     )]
     controllers: Vec<ControllerKind>,
     /// How often every Autoscaler is evaluated (Go duration); spec changes are acted on at once.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_SYNC_PERIOD")]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_SYNC_PERIOD")]
     sync_period: std::time::Duration,
-    /// Prometheus for Prometheus metrics that name no serverAddress (e.g. http://prometheus.monitoring:9090).
-    #[arg(long, value_name = "URL", env = "FERROSCALE_PROMETHEUS_URL")]
-    prometheus_url: Option<String>,
-    /// How long a request to metrics.k8s.io, custom.metrics.k8s.io or external.metrics.k8s.io
-    /// may take (Go duration); past it, the metric fails for that evaluation.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_METRICS_TIMEOUT")]
-    metrics_timeout: std::time::Duration,
+    #[command(flatten)]
+    sources: crate::flags::SourceArgs,
     /// How many Autoscalers are evaluated at once. Each evaluation in flight holds a connection
     /// to the API server, so this also bounds the connections (kube's client speaks HTTP/1.1).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY")]
     concurrency: u16,
-    /// How long a Prometheus query may take (Go duration).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration, env = "FERROSCALE_PROMETHEUS_TIMEOUT")]
-    prometheus_timeout: std::time::Duration,
     #[command(flatten)]
-    decision: crate::cli::DecisionArgs,
+    decision: crate::flags::DecisionArgs,
     /// Address of the admin server (/metrics, /livez, /readyz).
     #[arg(
         long,
@@ -184,7 +175,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         if args.sync_period.is_zero() {
             anyhow::bail!("--sync-period must be longer than 0s");
         }
-        if let Some(url) = &args.prometheus_url
+        if let Some(url) = &args.sources.prometheus_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
@@ -305,32 +296,25 @@ async fn operate(args: RunArgs) -> Result<()> {
         }
     }
     if args.controllers.contains(&ControllerKind::Autoscaler) {
-        let prometheus = Prometheus::new(
-            Some(client.clone()),
-            args.prometheus_url.clone(),
-            args.prometheus_timeout,
-        )
-        .map_err(anyhow::Error::msg)?;
-        let sources = Sources {
-            apis: Arc::new(MetricsApis::new(client.clone(), args.metrics_timeout)),
-            prometheus: Arc::new(prometheus),
-        };
+        let sources = args.sources.sources(&client)?;
         let reporter = Reporter {
             controller: "ferroscale-autoscaler".into(),
             instance: identity(),
         };
         let ctx = Arc::new(autoscaler::Context {
-            client: client.clone(),
-            pods: pods.clone(),
-            targets: autoscaler::target::Targets::new(client.clone()),
-            metrics: Arc::new(sources),
+            readers: autoscaler::observe::Readers {
+                client: client.clone(),
+                pods: pods.clone(),
+                targets: autoscaler::target::Targets::new(client.clone()),
+                metrics: Arc::new(sources),
+                neighbours: Default::default(),
+            },
             settings: Settings {
                 sync_period: args.sync_period,
                 ..args.decision.settings()
             },
             memory: Default::default(),
             concurrency: args.concurrency,
-            neighbours: Default::default(),
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
@@ -338,7 +322,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         for namespace in &scopes {
             // Upstream HPAs of the namespace, so that no Autoscaler fights one over a target.
             let (hpas, writer) = kube::runtime::reflector::store();
-            ctx.neighbours.add_hpas(hpas);
+            ctx.readers.neighbours.add_hpas(hpas);
             let hpa_watch = kube::runtime::watcher(
                 scoped::<HorizontalPodAutoscaler>(&client, namespace.as_deref()),
                 kube::runtime::watcher::Config::default().any_semantic(),

@@ -148,3 +148,18 @@ fn crds_prints_what_crds_holds() {
     }
     assert_eq!(printed, expected);
 }
+
+#[test]
+fn live_and_snapshot_flags_are_not_mixed() {
+    let err = failure(&["explain", "shop/web", "--now", NOW]);
+    assert!(err.contains("--now sets the time of a snapshot replay"), "{err}");
+    let file = examples()
+        .into_iter()
+        .find(|p| p.ends_with("cpu-scale-up.yaml"))
+        .unwrap();
+    let err = failure(&["explain", file.to_str().unwrap(), "--save", "/tmp/never-written.yaml"]);
+    assert!(err.contains("is a snapshot already"), "{err}");
+    // A path that does not exist is read as a file when it looks like one.
+    let err = failure(&["explain", "shop/web.yaml"]);
+    assert!(err.contains("cannot read shop/web.yaml"), "{err}");
+}

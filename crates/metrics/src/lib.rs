@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::{MetricSourceType, MetricSpec};
-use ferroscale_autoscaler::samples::resource_samples;
+use ferroscale_autoscaler::samples::{PodUsage, resource_samples};
 use ferroscale_autoscaler::{Gathered, MetricValues};
 use futures::future::BoxFuture;
 
@@ -21,6 +21,9 @@ pub use prometheus::Prometheus;
 pub struct Fetched {
     pub value: Gathered,
     pub elapsed: Duration,
+    /// For Resource and ContainerResource metrics, the PodMetrics the values were taken from
+    /// (what `explain --save` writes into a snapshot).
+    pub pod_usage: Option<Arc<Vec<PodUsage>>>,
 }
 
 /// Gathers the values of an Autoscaler's metrics for the core, one entry per metric.
@@ -54,10 +57,11 @@ impl MetricsSource for Sources {
             let mut gathered = Vec::with_capacity(metrics.len());
             for m in metrics {
                 let start = Instant::now();
+                let mut usage = None;
                 let value = match m.type_ {
                     MetricSourceType::Resource | MetricSourceType::ContainerResource => {
                         if pod_metrics.is_none() {
-                            pod_metrics = Some(self.apis.pod_metrics(namespace, pod_selector).await);
+                            pod_metrics = Some(self.apis.pod_metrics(namespace, pod_selector).await.map(Arc::new));
                         }
                         let (resource, container) = match (&m.resource, &m.container_resource) {
                             (Some(r), _) if m.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
@@ -66,12 +70,16 @@ impl MetricsSource for Sources {
                                 gathered.push(Fetched {
                                     value: Err("the metric names no resource".into()),
                                     elapsed: start.elapsed(),
+                                    pod_usage: None,
                                 });
                                 continue;
                             }
                         };
                         match pod_metrics.as_ref() {
-                            Some(Ok(raw)) => resource_samples(raw, resource, container).map(MetricValues::PerPod),
+                            Some(Ok(raw)) => {
+                                usage = Some(raw.clone());
+                                resource_samples(raw, resource, container).map(MetricValues::PerPod)
+                            }
                             Some(Err(e)) => Err(e.clone()),
                             None => Err("no PodMetrics".into()),
                         }
@@ -114,6 +122,7 @@ impl MetricsSource for Sources {
                 gathered.push(Fetched {
                     value,
                     elapsed: start.elapsed(),
+                    pod_usage: usage,
                 });
             }
             gathered

@@ -3,17 +3,16 @@
 //! target through `scale` when the core says so, and write status (history included) and events.
 
 pub mod neighbours;
+pub mod observe;
 pub mod target;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ferroscale_api::{Autoscaler, AutoscalerStatus, MetricSpec};
-use ferroscale_autoscaler::decision::{failed_get_scale, metrics_read, scale_selector, sync_period};
-use ferroscale_autoscaler::gates::spec_problems;
+use ferroscale_api::{Autoscaler, AutoscalerStatus};
+use ferroscale_autoscaler::decision::{failed_get_scale, sync_period};
 use ferroscale_autoscaler::history::Remembered;
-use ferroscale_autoscaler::{Decision, Input, PodInfo, Scale, Settings, decide, effective_metrics};
-use ferroscale_metrics::MetricsSource;
+use ferroscale_autoscaler::{Decision, Settings, decide, effective_metrics};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -26,11 +25,8 @@ use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
-use crate::pod_cache::PodCache;
 use crate::telemetry::Telemetry;
-use ferroscale_autoscaler::selection::by_owner;
-use neighbours::Neighbours;
-use target::Targets;
+use observe::{Observed, Readers, invalid_spec_input, observe};
 
 /// Why a reconcile failed (other than through the Autoscaler's own conditions).
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +49,8 @@ impl Error {
 
 /// What reconciles share.
 pub struct Context {
-    pub client: kube::Client,
-    pub pods: PodCache,
-    pub targets: Targets,
-    pub metrics: Arc<dyn MetricsSource>,
+    /// What evaluations read from: the client, caches and metric sources.
+    pub readers: Readers,
     /// The decision's settings; `sync_period` is how often each Autoscaler is evaluated.
     pub settings: Settings,
     pub recorder: Recorder,
@@ -66,8 +60,6 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, Memory>>,
     /// How many Autoscalers are evaluated at once (0: no limit).
     pub concurrency: u16,
-    /// Other autoscalers and owners, for conflicts and selection by owner.
-    pub neighbours: Neighbours,
 }
 
 /// What the controller keeps of one Autoscaler between evaluations.
@@ -115,7 +107,8 @@ impl Context {
         if previous == Some(status) {
             return Ok(());
         }
-        let api: Api<Autoscaler> = Api::namespaced(self.client.clone(), &autoscaler.namespace().unwrap_or_default());
+        let api: Api<Autoscaler> =
+            Api::namespaced(self.readers.client.clone(), &autoscaler.namespace().unwrap_or_default());
         let patch = json!({"status": status});
         api.patch_status(&autoscaler.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -134,7 +127,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let namespace = autoscaler.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
-    ctx.pods.wait_until_ready().await;
+    ctx.readers.pods.wait_until_ready().await;
     // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -154,35 +147,17 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         memory.clone()
     };
     let previous = memory.status(&autoscaler);
-
-    // An invalid spec is the core's first gate: the decision says why and scales nothing.
-    if spec_problems(&autoscaler.spec).is_some() {
-        let input = Input {
-            spec: &autoscaler.spec,
-            status: previous,
-            generation,
-            scale: &Scale::default(),
-            pods: &[],
-            metrics: &[],
-            now,
-            settings: &ctx.settings,
-            last_recommended: None,
-            annotations: None,
-            conflict: None,
-            pods_left_out: 0,
-        };
-        let decision = decide(&input);
-        for event in &decision.events {
-            publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+    let observation = match observe(&ctx.readers, &autoscaler, previous).await {
+        // An invalid spec is the core's first gate: the decision says why and scales nothing.
+        Observed::InvalidSpec => {
+            let decision = decide(&invalid_spec_input(&autoscaler, previous, now, &ctx.settings));
+            for event in &decision.events {
+                publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+            }
+            ctx.write_status(&autoscaler, previous, &decision.status).await?;
+            return Ok(Action::await_change());
         }
-        ctx.write_status(&autoscaler, previous, &decision.status).await?;
-        return Ok(Action::await_change());
-    }
-
-    let reference = &autoscaler.spec.scale_target_ref;
-    let scale = match ctx.targets.get_scale(&namespace, reference).await {
-        Ok(scale) => scale,
-        Err(error) => {
+        Observed::NoScale(error) => {
             warn!(%error, "cannot read the target's scale");
             publish(&ctx, &autoscaler, true, "FailedGetScale", &error).await;
             ctx.write_status(
@@ -193,86 +168,22 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             .await?;
             return Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)));
         }
+        Observed::Read(observation) => observation,
     };
-    let target_uid = scale.metadata.uid.clone().unwrap_or_default();
-    let scale = Scale {
-        spec_replicas: scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        status_replicas: scale.status.as_ref().map_or(0, |s| s.replicas),
-        selector: scale.status.as_ref().and_then(|s| s.selector.clone()),
-    };
-    let metrics = effective_metrics(&autoscaler.spec);
-    let read = metrics_read(&autoscaler.spec, previous, scale.spec_replicas);
-    let selector = scale_selector(&scale).ok();
-    // The pods the selector matches decide conflicts; those the target owns, with
-    // selectionStrategy OwnerReferences, are the ones counted.
-    let selected = selector
-        .as_ref()
-        .map(|s| ctx.pods.select(&namespace, s))
-        .unwrap_or_default();
-    let conflict = ctx.neighbours.conflict(&autoscaler, &selected);
-    if let Some(s) = &selector {
-        ctx.neighbours.remember_selector(&autoscaler, s.clone());
-    }
-    let matched = selected.len();
-    let counted = if by_owner(&autoscaler.spec) {
-        ctx.neighbours
-            .owned(&ctx.client, &namespace, &target_uid, selected)
-            .await
-    } else {
-        selected
-    };
-    let pods_left_out = matched - counted.len();
-    let (pods, gathered) = match &selector {
-        Some(_) if read.contains(&true) => {
-            let pods: Vec<PodInfo> = counted.iter().map(|p| p.info.clone()).collect();
-            let wanted: Vec<MetricSpec> = metrics
-                .iter()
-                .zip(&read)
-                .filter(|(_, read)| **read)
-                .map(|(m, _)| m.clone())
-                .collect();
-            let mut fetched = ctx
-                .metrics
-                .gather(&namespace, &wanted, scale.selector.as_deref().unwrap_or_default())
-                .await
-                .into_iter();
-            let mut gathered = Vec::with_capacity(metrics.len());
-            for (spec, read) in metrics.iter().zip(&read) {
-                // `fetched` holds the metrics read, in order.
-                match if *read { fetched.next() } else { None } {
-                    Some(f) => {
-                        ctx.telemetry.metric_fetched(spec.type_, f.elapsed, f.value.is_ok());
-                        gathered.push(f.value);
-                    }
-                    None => gathered.push(Err("not read at this evaluation".to_string())),
-                }
-            }
-            (pods, gathered)
+    for (spec, read) in observation.metrics.iter().zip(&observation.reads) {
+        if let Some(elapsed) = read.elapsed {
+            ctx.telemetry.metric_fetched(spec.type_, elapsed, read.value.is_ok());
         }
-        _ => (Vec::new(), Vec::new()),
-    };
-    let remembered = memory.recommendation.and_then(|r| r.last_made(previous));
-    let input = Input {
-        spec: &autoscaler.spec,
-        status: previous,
-        generation,
-        scale: &scale,
-        pods: &pods,
-        metrics: &gathered,
-        now,
-        settings: &ctx.settings,
-        last_recommended: remembered,
-        annotations: autoscaler.metadata.annotations.as_ref(),
-        conflict: conflict.as_ref(),
-        pods_left_out,
-    };
+    }
+    let input = observation.input(&autoscaler, previous, now, &ctx.settings, memory.recommendation);
     let mut decision: Decision = decide(&input);
     ctx.memory().entry(uid).or_default().recommendation =
         Remembered::after(decision.proposal.is_some(), &decision.status, now);
     if decision.rescale {
         match ctx
+            .readers
             .targets
-            .set_replicas(&namespace, reference, decision.desired_replicas)
+            .set_replicas(&namespace, &autoscaler.spec.scale_target_ref, decision.desired_replicas)
             .await
         {
             Ok(()) => info!(
@@ -287,7 +198,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             }
         }
     }
-    ctx.telemetry.decided(&autoscaler, &metrics, &decision, now);
+    ctx.telemetry.decided(&autoscaler, &observation.metrics, &decision, now);
     for event in &decision.events {
         publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
     }
@@ -327,7 +238,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
-    ctx.neighbours.add_autoscalers(reader.clone());
+    ctx.readers.neighbours.add_autoscalers(reader.clone());
     let telemetry = ctx.telemetry.clone();
     let forget = ctx.clone();
     let changes = watcher(api, watcher::Config::default().any_semantic())
@@ -340,7 +251,7 @@ pub async fn run(
                 telemetry.forget(a, &effective_metrics(&a.spec));
                 if let Some(uid) = a.uid() {
                     forget.memory().remove(&uid);
-                    forget.neighbours.forget(&uid);
+                    forget.readers.neighbours.forget(&uid);
                 }
             }
         })

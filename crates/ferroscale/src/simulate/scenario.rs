@@ -9,12 +9,12 @@ use serde::{Deserialize, Deserializer};
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    crate::cli::parse_duration(&text).map_err(serde::de::Error::custom)
+    crate::flags::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     Option::<String>::deserialize(d)?
-        .map(|t| crate::cli::parse_duration(&t).map_err(serde::de::Error::custom))
+        .map(|t| crate::flags::parse_duration(&t).map_err(serde::de::Error::custom))
         .transpose()
 }
 

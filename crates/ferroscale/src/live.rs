@@ -1,0 +1,234 @@
+//! Live `explain`: reads one Autoscaler and everything its evaluation reads from the cluster,
+//! through the controller's own observation step, and decides as the controller would now.
+//! It never writes to the cluster.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow};
+use ferroscale_api::{Autoscaler, AutoscalerStatus};
+use ferroscale_autoscaler::decision::scale_selector;
+use ferroscale_autoscaler::{Scale, Settings, decide};
+use ferroscale_controller::autoscaler::neighbours::Neighbours;
+use ferroscale_controller::autoscaler::observe::{Observed, Readers, observe};
+use ferroscale_controller::autoscaler::target::Targets;
+use ferroscale_controller::pod_cache::PodCache;
+use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::{reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::explain::Replay;
+use crate::flags::SourceArgs;
+
+/// What live explain found: a decision to explain, or why there is none.
+pub enum Live {
+    Decided(Box<Replay>),
+    /// The target's scale could not be read: the controller reports FailedGetScale.
+    NoScale {
+        autoscaler: Box<Autoscaler>,
+        error: String,
+        /// The status the controller writes.
+        status: Box<AutoscalerStatus>,
+    },
+}
+
+/// Problems that did not stop the explanation, for stderr.
+pub type Warnings = Vec<String>;
+
+fn describe_error(what: &str, error: kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            format!("{what}: forbidden by RBAC: {}", status.message)
+        }
+        kube::Error::Api(status) if status.code == 404 => format!("{what}: not found ({})", status.message),
+        kube::Error::Api(status) => format!("{what}: {} ({})", status.message, status.code),
+        other => format!("{what}: {other}"),
+    }
+}
+
+/// All objects of a namespaced kind, or why not.
+async fn list_all<K>(client: &Client, namespace: &str, params: &ListParams, what: &str) -> Result<Vec<K>, String>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let mut items = Vec::new();
+    let mut params = params.clone().limit(500);
+    loop {
+        let page = api.list(&params).await.map_err(|e| describe_error(what, e))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// A store holding exactly `objects`, as a watch that has listed them would.
+fn store_of<K>(objects: Vec<K>) -> reflector::Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+    reader
+}
+
+/// Explains what the controller would decide now for `namespace/name`.
+pub async fn explain(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    settings: &Settings,
+    sources: &SourceArgs,
+    warnings: &mut Warnings,
+) -> Result<Live> {
+    let what = format!("Autoscaler {namespace}/{name}");
+    let autoscalers: Api<Autoscaler> = Api::namespaced(client.clone(), namespace);
+    let autoscaler = autoscalers
+        .get(name)
+        .await
+        .map_err(|e| anyhow!(describe_error(&format!("cannot read {what}"), e)))?;
+    let targets = Targets::new(client.clone());
+    let reference = &autoscaler.spec.scale_target_ref;
+
+    // The pods the target's selector matches, as the controller's cache holds them.
+    let selector = match targets.get_scale(namespace, reference).await {
+        Ok(scale) => scale_selector(&Scale {
+            selector: scale.status.and_then(|s| s.selector),
+            ..Scale::default()
+        })
+        .ok(),
+        Err(_) => None,
+    };
+    let pods = match &selector {
+        Some(selector) => {
+            let params = ListParams::default().labels_from(selector);
+            match list_all::<Pod>(&client, namespace, &params, &format!("cannot list pods in {namespace}")).await {
+                Ok(pods) => pods,
+                Err(error) => {
+                    warnings.push(format!("{error}; explaining as if the target had no pods"));
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+
+    // The neighbours the controller checks: upstream HPAs and other Autoscalers.
+    let neighbours = Neighbours::default();
+    let all = ListParams::default();
+    match list_all::<HorizontalPodAutoscaler>(&client, namespace, &all, "cannot list HorizontalPodAutoscalers").await {
+        Ok(hpas) => neighbours.add_hpas(store_of(hpas)),
+        Err(error) => warnings.push(format!("{error}; a conflict with one would not be shown")),
+    }
+    match list_all::<Autoscaler>(&client, namespace, &all, "cannot list Autoscalers").await {
+        Ok(others) => {
+            // Other targets' selectors, for the overlap check (the controller knows them from
+            // evaluating those Autoscalers).
+            for other in &others {
+                let target = &other.spec.scale_target_ref;
+                if other.uid() == autoscaler.uid() || target == reference {
+                    continue;
+                }
+                if let Ok(scale) = targets.get_scale(namespace, target).await {
+                    let selector = scale_selector(&Scale {
+                        selector: scale.status.and_then(|s| s.selector),
+                        ..Scale::default()
+                    });
+                    if let Ok(selector) = selector {
+                        neighbours.remember_selector(other, selector);
+                    }
+                }
+            }
+            neighbours.add_autoscalers(store_of(others));
+        }
+        Err(error) => warnings.push(format!("{error}; a conflict with one would not be shown")),
+    }
+
+    let readers = Readers {
+        client: client.clone(),
+        pods: PodCache::of(pods),
+        targets,
+        metrics: Arc::new(sources.sources(&client)?),
+        neighbours,
+    };
+    // Status keeps whole seconds, as the controller decides.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let status = autoscaler.status.as_ref();
+    let observed = observe(&readers, &autoscaler, status).await;
+    let observation = match observed {
+        Observed::Read(observation) => observation,
+        Observed::NoScale(error) => {
+            let status = ferroscale_autoscaler::decision::failed_get_scale(
+                &autoscaler.spec,
+                status,
+                autoscaler.metadata.generation,
+                &error,
+                now,
+            );
+            return Ok(Live::NoScale {
+                autoscaler: Box::new(autoscaler),
+                error,
+                status: Box::new(status),
+            });
+        }
+        Observed::InvalidSpec => {
+            // Nothing is read for an invalid spec; the scale only shows the current count.
+            let scale = readers
+                .targets
+                .get_scale(namespace, reference)
+                .await
+                .unwrap_or_default();
+            let snapshot = crate::snapshot::Complete {
+                autoscaler,
+                scale,
+                rest: crate::snapshot::Snapshot::default(),
+            };
+            return Ok(Live::Decided(Box::new(crate::explain::replay_snapshot(
+                snapshot, now, settings,
+            ))));
+        }
+    };
+    for (i, read) in observation.reads.iter().enumerate() {
+        if let (Err(error), Some(_)) = (&read.value, read.elapsed) {
+            warnings.push(format!("metric {i} could not be read: {error}"));
+        }
+    }
+    // A new leader's view: nothing remembered beyond the status.
+    let decision = decide(&observation.input(&autoscaler, status, now, settings, None));
+    let snapshot = crate::capture::snapshot(&autoscaler, &observation, now);
+    Ok(Live::Decided(Box::new(Replay {
+        snapshot,
+        decision,
+        metrics: observation.metrics.clone(),
+        now,
+        pods_left_out: observation.pods_left_out,
+    })))
+}
+
+/// Splits `NAMESPACE/NAME`, or takes `NAME` in `namespace` (default: the kubeconfig's).
+pub fn target(argument: &str, namespace: Option<&str>, client: &Client) -> Result<(String, String)> {
+    match (argument.split_once('/'), namespace) {
+        (Some((ns, name)), None) => Ok((ns.to_string(), name.to_string())),
+        (Some((ns, name)), Some(flag)) if ns == flag => Ok((ns.to_string(), name.to_string())),
+        (Some((ns, _)), Some(flag)) => Err(anyhow!(
+            "{argument} names namespace {ns}, but -n says {flag}: give one of them"
+        )),
+        (None, Some(ns)) => Ok((ns.to_string(), argument.to_string())),
+        (None, None) => Ok((client.default_namespace().to_string(), argument.to_string())),
+    }
+}
+
+/// A client of the usual kubeconfig, with a message that says what failed.
+pub async fn client() -> Result<Client> {
+    Client::try_default()
+        .await
+        .context("cannot reach a cluster through the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")
+}
