@@ -397,7 +397,12 @@ pub fn to_text(replay: &Replay) -> String {
     } else {
         format!("it writes status ({kept} recommendations kept for stabilization)")
     };
-    let _ = writeln!(out, "  {what}; it evaluates again after one sync period.");
+    let again = if d.path == DecisionPath::InvalidSpec {
+        "when the spec changes"
+    } else {
+        "after one sync period"
+    };
+    let _ = writeln!(out, "  {what}; it evaluates again {again}.");
     out
 }
 

@@ -163,3 +163,36 @@ fn live_and_snapshot_flags_are_not_mixed() {
     let err = failure(&["explain", "shop/web.yaml"]);
     assert!(err.contains("cannot read shop/web.yaml"), "{err}");
 }
+
+#[test]
+fn an_invalid_spec_is_explained_as_the_controller_treats_it() {
+    let dir = std::env::temp_dir().join(format!("ferroscale-explain-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("invalid.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: ferroscale.dev/v1alpha1\nkind: Autoscaler\nmetadata: {name: web, namespace: shop}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 5\n  maxReplicas: 3\n---\napiVersion: autoscaling/v1\nkind: Scale\nmetadata: {name: web}\nspec: {replicas: 2}\nstatus: {replicas: 2, selector: app=web}\n",
+    )
+    .unwrap();
+    let out = ferroscale(&["explain", file.to_str().unwrap(), "--now", NOW]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("reports InvalidSpec and scales nothing") && text.contains("spec.maxReplicas"),
+        "{text}"
+    );
+    assert!(text.contains("no change: Deployment web stays at 2 replicas"), "{text}");
+    assert!(!text.contains("the controller sets"), "{text}");
+    assert!(text.contains("it evaluates again when the spec changes"), "{text}");
+    let out = ferroscale(&["explain", file.to_str().unwrap(), "--now", NOW, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rescale"], false);
+    let active = json["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")
+        .unwrap();
+    assert_eq!(active["reason"], "InvalidSpec");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
