@@ -38,7 +38,7 @@ chart-lint: ## helm lint and helm template of charts/ferroscale
 
 e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG (and FERROSCALE_E2E_METRICS_FILE)
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
-	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate
 
 explain-samples: ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then \

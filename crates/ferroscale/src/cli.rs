@@ -44,6 +44,8 @@ enum Command {
     Explain(ExplainArgs),
     /// Run the decision core against a modelled workload over time (no cluster needed).
     Simulate(SimulateArgs),
+    /// Convert HorizontalPodAutoscalers (files, or the cluster's) into Autoscalers, printed as YAML.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +149,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Run(args) => crate::run::run(args),
         Command::Simulate(args) => simulate(args),
+        Command::Migrate(args) => crate::migrate::migrate(args),
         Command::Crds {
             helm_template: true, ..
         } => {

@@ -7,6 +7,7 @@ mod explain;
 mod flags;
 mod gather;
 mod live;
+mod migrate;
 mod run;
 mod simulate;
 mod snapshot;
