@@ -13,8 +13,6 @@ use ferroscale_controller::autoscaler::neighbours::Neighbours;
 use ferroscale_controller::pod_cache::CachedPod;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Resource;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use serde_json::json;
 
@@ -27,14 +25,22 @@ fn autoscaler(name: &str, uid: &str, created: &str, target: &str) -> Autoscaler 
     .unwrap()
 }
 
-fn store<K: Resource<DynamicType = ()> + Clone>(objects: Vec<K>) -> kube::runtime::reflector::Store<K> {
-    let mut writer = Writer::<K>::default();
-    writer.apply_watcher_event(&Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&Event::InitApply(o));
+/// Neighbours that have watched `autoscalers` and `hpas` being listed.
+fn listed(autoscalers: Vec<Autoscaler>, hpas: Vec<HorizontalPodAutoscaler>) -> Neighbours {
+    let neighbours = Neighbours::default();
+    let source = neighbours.source();
+    neighbours.autoscaler_event(source, &Event::Init);
+    for a in autoscalers {
+        neighbours.autoscaler_event(source, &Event::InitApply(a));
     }
-    writer.apply_watcher_event(&Event::InitDone);
-    writer.as_reader()
+    neighbours.autoscaler_event(source, &Event::InitDone);
+    let source = neighbours.source();
+    neighbours.hpa_event(source, &Event::Init);
+    for h in hpas {
+        neighbours.hpa_event(source, &Event::InitApply(h));
+    }
+    neighbours.hpa_event(source, &Event::InitDone);
+    neighbours
 }
 
 fn pod(name: &str, app: &str, owner: Option<(&str, &str, &str)>) -> Arc<CachedPod> {
@@ -53,8 +59,7 @@ fn the_oldest_autoscaler_on_a_target_keeps_working() {
     let old = autoscaler("web-old", "uid-1", "2026-01-01T00:00:00Z", "web");
     let new = autoscaler("web-new", "uid-2", "2026-01-02T00:00:00Z", "web");
     let other = autoscaler("api", "uid-3", "2025-01-01T00:00:00Z", "api");
-    let neighbours = Neighbours::default();
-    neighbours.add_autoscalers(store(vec![old.clone(), new.clone(), other]));
+    let neighbours = listed(vec![old.clone(), new.clone(), other], vec![]);
     assert_eq!(neighbours.conflict(&old, &[]), None, "the older one is not held");
     let conflict = neighbours.conflict(&new, &[]).expect("the newer one waits");
     assert_eq!(conflict.reason, "ConflictingAutoscaler");
@@ -62,8 +67,7 @@ fn the_oldest_autoscaler_on_a_target_keeps_working() {
     // Same creation time: the name decides, so exactly one of two twins works.
     let twin_a = autoscaler("a", "uid-a", "2026-01-01T00:00:00Z", "web");
     let twin_b = autoscaler("b", "uid-b", "2026-01-01T00:00:00Z", "web");
-    let twins = Neighbours::default();
-    twins.add_autoscalers(store(vec![twin_a.clone(), twin_b.clone()]));
+    let twins = listed(vec![twin_a.clone(), twin_b.clone()], vec![]);
     assert!(twins.conflict(&twin_a, &[]).is_none());
     assert!(twins.conflict(&twin_b, &[]).is_some());
 }
@@ -72,12 +76,11 @@ fn the_oldest_autoscaler_on_a_target_keeps_working() {
 fn an_upstream_hpa_on_the_target_holds_the_autoscaler() {
     let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": "shop"},
+        "metadata": {"name": "web", "namespace": "shop", "uid": "uid-hpa"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5}
     }))
     .unwrap();
-    let neighbours = Neighbours::default();
-    neighbours.add_hpas(store(vec![hpa]));
+    let neighbours = listed(vec![], vec![hpa]);
     let conflict = neighbours
         .conflict(&autoscaler("web", "uid-1", "2026-01-01T00:00:00Z", "web"), &[])
         .unwrap();
@@ -95,7 +98,7 @@ fn overlapping_pods_make_the_selector_ambiguous() {
     let web = autoscaler("web", "uid-1", "2026-01-01T00:00:00Z", "web");
     let api = autoscaler("api", "uid-2", "2026-01-01T00:00:00Z", "api");
     let neighbours = Neighbours::default();
-    neighbours.remember_selector(&api, ferroscale_autoscaler::selector::parse("tier=front").unwrap());
+    neighbours.remember_selector(&api, &ferroscale_autoscaler::selector::parse("tier=front").unwrap());
     let mine = vec![pod("web-1", "web", None)];
     assert!(neighbours.conflict(&web, &mine).is_none(), "no shared pod");
     let mut shared: Pod = serde_json::from_value(json!({"metadata": {
@@ -138,4 +141,60 @@ async fn a_deployments_pods_are_found_through_their_replica_set() {
     // Remembered: a second evaluation reads nothing.
     neighbours.owned(&client, "shop", "uid-deploy", selected).await;
     assert_eq!(log.find("GET", "/replicasets/web-5d9").len(), 1);
+}
+
+#[test]
+fn a_deleted_or_relisted_away_autoscaler_no_longer_holds_the_newer_one() {
+    let old = autoscaler("web-old", "uid-1", "2026-01-01T00:00:00Z", "web");
+    let new = autoscaler("web-new", "uid-2", "2026-01-02T00:00:00Z", "web");
+    let neighbours = Neighbours::default();
+    let source = neighbours.source();
+    neighbours.autoscaler_event(source, &Event::Apply(old.clone()));
+    neighbours.autoscaler_event(source, &Event::Apply(new.clone()));
+    assert!(neighbours.conflict(&new, &[]).is_some());
+    neighbours.autoscaler_event(source, &Event::Delete(old.clone()));
+    assert!(neighbours.conflict(&new, &[]).is_none(), "deleted");
+
+    // A watch gap: the older one was deleted meanwhile, and the relist does not list it.
+    neighbours.autoscaler_event(source, &Event::Apply(old.clone()));
+    assert!(neighbours.conflict(&new, &[]).is_some());
+    neighbours.autoscaler_event(source, &Event::Init);
+    neighbours.autoscaler_event(source, &Event::InitApply(new.clone()));
+    assert!(
+        neighbours.conflict(&new, &[]).is_some(),
+        "held until the relist is done"
+    );
+    neighbours.autoscaler_event(source, &Event::InitDone);
+    assert!(neighbours.conflict(&new, &[]).is_none(), "relisted away");
+
+    // Another watch's relist leaves this one's Autoscalers alone.
+    neighbours.autoscaler_event(source, &Event::Apply(old.clone()));
+    let other = neighbours.source();
+    neighbours.autoscaler_event(other, &Event::Init);
+    neighbours.autoscaler_event(other, &Event::InitDone);
+    assert!(neighbours.conflict(&new, &[]).is_some());
+
+    // Being deleted is as good as gone.
+    let mut deleting = old;
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::UNIX_EPOCH,
+    ));
+    neighbours.autoscaler_event(source, &Event::Apply(deleting));
+    assert!(neighbours.conflict(&new, &[]).is_none());
+}
+
+#[test]
+fn selectors_without_a_required_label_are_still_checked() {
+    let web = autoscaler("web", "uid-1", "2026-01-01T00:00:00Z", "web");
+    let api = autoscaler("api", "uid-2", "2026-01-01T00:00:00Z", "api");
+    let neighbours = Neighbours::default();
+    neighbours.remember_selector(
+        &api,
+        &ferroscale_autoscaler::selector::parse("app in (web,api)").unwrap(),
+    );
+    let conflict = neighbours.conflict(&web, &[pod("web-1", "web", None)]).unwrap();
+    assert_eq!(conflict.reason, "AmbiguousSelector");
+    // Its selector changes: the index follows.
+    neighbours.remember_selector(&api, &ferroscale_autoscaler::selector::parse("app=api").unwrap());
+    assert!(neighbours.conflict(&web, &[pod("web-1", "web", None)]).is_none());
 }

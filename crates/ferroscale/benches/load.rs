@@ -4,8 +4,9 @@
 //! change every sync period (still inside the tolerance), so that every evaluation has
 //! something new to write.
 //!
-//! It reports, per size and metric mode: the operator's CPU seconds per minute, peak RSS and
-//! CPU per evaluation; the share of Autoscalers evaluated within the sync period (+1 s), read
+//! It reports, per size and metric mode: the operator's CPU seconds per minute, its RSS at the
+//! end of the window and its peak RSS since it started, and CPU per evaluation; the share of
+//! Autoscalers evaluated within the sync period (+1 s), read
 //! from `ferroscale_autoscaler_last_evaluation_timestamp_seconds`; reconcile p50/p99; writes
 //! to the API server per evaluation (mutating requests on the operator's resources, from the
 //! API server's own `apiserver_request_total`, over its idle rate); and kube-apiserver's and
@@ -54,16 +55,16 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
-/// Peak resident set size, in MiB.
-fn peak_rss_mib(pid: u32) -> Result<f64> {
+/// A size line of /proc/PID/status (`VmHWM`: peak resident set, `VmRSS`: resident now), in MiB.
+fn memory_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM")?
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .with_context(|| format!("no {field}"))?
         .split_whitespace()
-        .nth(1)
-        .context("VmHWM")?
+        .next()
+        .with_context(|| format!("{field} has no value"))?
         .parse()?;
     Ok(kib / 1024.0)
 }
@@ -173,8 +174,9 @@ struct Window {
     /// Checks of Autoscalers evaluated within the sync period, and of all of them.
     fresh: usize,
     checked: usize,
-    /// The operator's peak RSS, MiB.
+    /// The operator's peak RSS since it started, and its RSS at the end of the window, MiB.
     rss: f64,
+    rss_now: f64,
     /// Reconcile duration quantiles over the window (histogram bucket bounds).
     p50: Option<f64>,
     p99: Option<f64>,
@@ -277,6 +279,7 @@ impl Counters {
             fresh: 0,
             checked: 0,
             rss: 0.0,
+            rss_now: 0.0,
             p50: quantile(&start.histogram, &self.histogram, 0.5),
             p99: quantile(&start.histogram, &self.histogram, 0.99),
         }
@@ -433,7 +436,8 @@ impl Bench {
             let measured = Window {
                 fresh,
                 checked,
-                rss: peak_rss_mib(running.operator.pid())?,
+                rss: memory_mib(running.operator.pid(), "VmHWM")?,
+                rss_now: memory_mib(running.operator.pid(), "VmRSS")?,
                 ..self.counters(&running).await?.since(&start)
             };
             println!("{}", row(n, source, changing, &measured, &idle));
@@ -468,10 +472,11 @@ fn row(n: usize, source: &Source, changing: bool, w: &Window, idle: &Window) -> 
         })
     };
     format!(
-        "| {n} | {} | {} | {:.2} | {:.0} | {:.2} ms | {:.1}% | {} / {} | {:.2} | {plane} |",
+        "| {n} | {} | {} | {:.2} | {:.0} / {:.0} | {:.2} ms | {:.1}% | {} / {} | {:.2} | {plane} |",
         source.name(),
         if changing { "every period" } else { "steady" },
         per_minute(w.operator_cpu),
+        w.rss_now,
         w.rss,
         per_eval_ms(w.operator_cpu),
         100.0 * w.fresh as f64 / w.checked.max(1) as f64,
@@ -545,7 +550,7 @@ async fn main() -> Result<()> {
         version.git_version, bench.minutes
     );
     println!(
-        "| Autoscalers | metric | values | operator CPU s/min | peak RSS MiB | operator CPU per evaluation | evaluated within 16 s | reconcile p50 / p99 | writes per evaluation | kube-apiserver / etcd CPU s/min | kube-apiserver + etcd CPU per evaluation over idle |"
+        "| Autoscalers | metric | values | operator CPU s/min | RSS MiB at end / peak | operator CPU per evaluation | evaluated within 16 s | reconcile p50 / p99 | writes per evaluation | kube-apiserver / etcd CPU s/min | kube-apiserver + etcd CPU per evaluation over idle |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for n in sizes {

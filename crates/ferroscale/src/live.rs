@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kube::runtime::{reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::explain::Replay;
@@ -67,17 +67,13 @@ where
     }
 }
 
-/// A store holding exactly `objects`, as a watch that has listed them would.
-fn store_of<K>(objects: Vec<K>) -> reflector::Store<K>
-where
-    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, mut writer) = reflector::store();
+/// Feeds `objects` to `apply` as the events of a watch that has just listed them.
+fn listed<K>(objects: Vec<K>, apply: impl Fn(&watcher::Event<K>)) {
+    apply(&watcher::Event::Init);
     for object in objects {
-        writer.apply_watcher_event(&watcher::Event::Apply(object));
+        apply(&watcher::Event::InitApply(object));
     }
-    reader
+    apply(&watcher::Event::InitDone);
 }
 
 /// Explains what the controller would decide now for `namespace/name`.
@@ -125,7 +121,10 @@ pub async fn explain(
     let neighbours = Neighbours::default();
     let all = ListParams::default();
     match list_all::<HorizontalPodAutoscaler>(&client, namespace, &all, "cannot list HorizontalPodAutoscalers").await {
-        Ok(hpas) => neighbours.add_hpas(store_of(hpas)),
+        Ok(hpas) => {
+            let source = neighbours.source();
+            listed(hpas, |event| neighbours.hpa_event(source, event));
+        }
         Err(error) => warnings.push(format!("{error}; a conflict with one would not be shown")),
     }
     match list_all::<Autoscaler>(&client, namespace, &all, "cannot list Autoscalers").await {
@@ -143,11 +142,12 @@ pub async fn explain(
                         ..Scale::default()
                     });
                     if let Ok(selector) = selector {
-                        neighbours.remember_selector(other, selector);
+                        neighbours.remember_selector(other, &selector);
                     }
                 }
             }
-            neighbours.add_autoscalers(store_of(others));
+            let source = neighbours.source();
+            listed(others, |event| neighbours.autoscaler_event(source, event));
         }
         Err(error) => warnings.push(format!("{error}; a conflict with one would not be shown")),
     }

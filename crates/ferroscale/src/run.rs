@@ -321,19 +321,21 @@ async fn operate(args: RunArgs) -> Result<()> {
         });
         for namespace in &scopes {
             // Upstream HPAs of the namespace, so that no Autoscaler fights one over a target.
-            let (hpas, writer) = kube::runtime::reflector::store();
-            ctx.readers.neighbours.add_hpas(hpas);
+            let source = ctx.readers.neighbours.source();
+            let neighbours = ctx.clone();
             let hpa_watch = kube::runtime::watcher(
                 scoped::<HorizontalPodAutoscaler>(&client, namespace.as_deref()),
                 kube::runtime::watcher::Config::default().any_semantic(),
             )
             .default_backoff()
-            .modify(ferroscale_controller::slim::metadata)
-            .reflect(writer)
-            .for_each(|event| async move {
-                if let Err(error) = event {
-                    tracing::warn!(%error, "HorizontalPodAutoscaler watch error; retrying with backoff");
+            .for_each(move |event| {
+                match event {
+                    Ok(event) => neighbours.readers.neighbours.hpa_event(source, &event),
+                    Err(error) => {
+                        tracing::warn!(%error, "HorizontalPodAutoscaler watch error; retrying with backoff")
+                    }
                 }
+                std::future::ready(())
             });
             watch_tasks.spawn(hpa_watch);
             tasks.spawn(autoscaler::run(

@@ -238,20 +238,20 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
-    ctx.readers.neighbours.add_autoscalers(reader.clone());
     let telemetry = ctx.telemetry.clone();
     let forget = ctx.clone();
+    let source = ctx.readers.neighbours.source();
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(crate::slim::metadata)
         .reflect(writer)
         .inspect_ok(move |event| {
+            forget.readers.neighbours.autoscaler_event(source, event);
             // A deleted Autoscaler is never reconciled again: drop its gauges here.
             if let watcher::Event::Delete(a) = event {
                 telemetry.forget(a, &effective_metrics(&a.spec));
                 if let Some(uid) = a.uid() {
                     forget.memory().remove(&uid);
-                    forget.readers.neighbours.forget(&uid);
                 }
             }
         })

@@ -1,17 +1,23 @@
 //! What other objects mean for one Autoscaler: other autoscalers that must not be fought
 //! (another Autoscaler or an upstream HorizontalPodAutoscaler on the same target, or an
 //! Autoscaler whose target's pods overlap), and which pods a target owns.
+//!
+//! Every Autoscaler is checked at every evaluation, so the checks are lookups in indexes kept
+//! from the watches (by target, and by a label every selector requires), not scans of every
+//! other autoscaler: with a scan, the cost of all evaluations grows with the square of their
+//! number.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::{Autoscaler, CrossVersionObjectReference};
 use ferroscale_autoscaler::hold::Conflict;
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::core::{Selector, SelectorExt};
-use kube::runtime::reflector::Store;
+use kube::core::{Expression, Selector, SelectorExt};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use crate::pod_cache::CachedPod;
@@ -24,18 +30,247 @@ fn group(api_version: Option<&str>) -> &str {
     api_version.and_then(|v| v.split_once('/')).map_or("", |(g, _)| g)
 }
 
-fn same_target(a: &CrossVersionObjectReference, kind: &str, name: &str, api_version: Option<&str>) -> bool {
-    a.kind == kind && a.name == name && group(a.api_version.as_deref()) == group(api_version)
+/// A target as autoscalers name it, across versions of its API: namespace, group, kind, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TargetKey(String, String, String, String);
+
+impl TargetKey {
+    fn of(namespace: &str, target: &CrossVersionObjectReference) -> Self {
+        Self(
+            namespace.to_string(),
+            group(target.api_version.as_deref()).to_string(),
+            target.kind.clone(),
+            target.name.clone(),
+        )
+    }
 }
 
-/// The caches the checks read: every watched namespace's Autoscalers and HPAs, the target
-/// selectors of the Autoscalers evaluated so far, and ReplicaSets' owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScalerKind {
+    Autoscaler,
+    HorizontalPodAutoscaler,
+}
+
+/// Another autoscaler, as far as the checks need it.
+#[derive(Debug, Clone)]
+struct Scaler {
+    kind: ScalerKind,
+    name: String,
+    created: Option<Timestamp>,
+    target: TargetKey,
+    /// The watch it came from, so that a relist of that watch can drop what is gone.
+    source: usize,
+}
+
+/// What of a scaling object the checks need: its uid and itself, unless it is being deleted
+/// or names no target.
+fn scaler_of(
+    kind: ScalerKind,
+    meta: &kube::core::ObjectMeta,
+    target: Option<(Option<&str>, &str, &str)>,
+    source: usize,
+) -> Option<(String, Scaler)> {
+    let (api_version, target_kind, target_name) = target?;
+    if meta.deletion_timestamp.is_some() {
+        return None;
+    }
+    let target = TargetKey(
+        meta.namespace.clone()?,
+        group(api_version).to_string(),
+        target_kind.to_string(),
+        target_name.to_string(),
+    );
+    Some((
+        meta.uid.clone()?,
+        Scaler {
+            kind,
+            name: meta.name.clone().unwrap_or_default(),
+            created: meta.creation_timestamp.as_ref().map(|t| t.0),
+            target,
+            source,
+        },
+    ))
+}
+
+/// Autoscalers and HPAs by uid and by target, as their watches last said.
+#[derive(Debug, Default)]
+struct Scalers {
+    by_uid: HashMap<String, Scaler>,
+    by_target: HashMap<TargetKey, BTreeSet<String>>,
+    /// The uids each relisting watch has listed so far.
+    relisting: HashMap<usize, HashSet<String>>,
+}
+
+impl Scalers {
+    fn remove(&mut self, uid: &str) {
+        if let Some(old) = self.by_uid.remove(uid)
+            && let Some(uids) = self.by_target.get_mut(&old.target)
+        {
+            uids.remove(uid);
+            if uids.is_empty() {
+                self.by_target.remove(&old.target);
+            }
+        }
+    }
+
+    fn upsert(&mut self, uid: String, scaler: Scaler) {
+        self.remove(&uid);
+        self.by_target
+            .entry(scaler.target.clone())
+            .or_default()
+            .insert(uid.clone());
+        self.by_uid.insert(uid, scaler);
+    }
+
+    /// Applies one watch event; `scaler` reads an object, `uid_of` names it.
+    fn apply<K>(
+        &mut self,
+        source: usize,
+        event: &watcher::Event<K>,
+        scaler: impl Fn(&K) -> Option<(String, Scaler)>,
+        uid_of: impl Fn(&K) -> Option<String>,
+    ) {
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                if let watcher::Event::InitApply(_) = event
+                    && let Some(uid) = uid_of(object)
+                {
+                    self.relisting.entry(source).or_default().insert(uid);
+                }
+                match scaler(object) {
+                    Some((uid, s)) => self.upsert(uid, s),
+                    None => {
+                        if let Some(uid) = uid_of(object) {
+                            self.remove(&uid);
+                        }
+                    }
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(uid) = uid_of(object) {
+                    self.remove(&uid);
+                }
+            }
+            watcher::Event::Init => {
+                self.relisting.insert(source, HashSet::new());
+            }
+            watcher::Event::InitDone => {
+                let listed = self.relisting.remove(&source).unwrap_or_default();
+                let gone: Vec<String> = self
+                    .by_uid
+                    .iter()
+                    .filter(|(uid, s)| s.source == source && !listed.contains(*uid))
+                    .map(|(uid, _)| uid.clone())
+                    .collect();
+                for uid in gone {
+                    self.remove(&uid);
+                }
+            }
+        }
+    }
+}
+
+/// An Autoscaler's target selector, as last evaluated.
+#[derive(Debug, Clone)]
+struct Remembered {
+    namespace: String,
+    name: String,
+    target: TargetKey,
+    selector: Selector,
+    /// The label it is indexed under: one that every pod it selects carries (None: no such
+    /// label, so it is checked against every Autoscaler of the namespace).
+    key: Option<(String, String)>,
+}
+
+/// A label every pod the selector matches must carry, to index it by.
+fn required_label(selector: &Selector) -> Option<(String, String)> {
+    selector.clone().into_iter().find_map(|e| match e {
+        Expression::Equal(k, v) => Some((k, v)),
+        Expression::In(k, values) if values.len() == 1 => values.into_iter().next().map(|v| (k, v)),
+        _ => None,
+    })
+}
+
+/// Target selectors by uid, and indexed by namespace and required label.
+#[derive(Debug, Default)]
+struct Selectors {
+    by_uid: HashMap<String, Remembered>,
+    /// namespace → label key → value → uids.
+    by_label: HashMap<String, HashMap<String, HashMap<String, HashSet<String>>>>,
+    /// namespace → uids of selectors with no required label.
+    unkeyed: HashMap<String, HashSet<String>>,
+}
+
+impl Selectors {
+    fn remove(&mut self, uid: &str) {
+        let Some(old) = self.by_uid.remove(uid) else { return };
+        match &old.key {
+            Some((k, v)) => {
+                if let Some(uids) = self
+                    .by_label
+                    .get_mut(&old.namespace)
+                    .and_then(|keys| keys.get_mut(k))
+                    .and_then(|values| values.get_mut(v))
+                {
+                    uids.remove(uid);
+                }
+            }
+            None => {
+                if let Some(uids) = self.unkeyed.get_mut(&old.namespace) {
+                    uids.remove(uid);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, uid: String, remembered: Remembered) {
+        self.remove(&uid);
+        let namespace = remembered.namespace.clone();
+        match &remembered.key {
+            Some((k, v)) => {
+                self.by_label
+                    .entry(namespace)
+                    .or_default()
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default()
+                    .insert(uid.clone());
+            }
+            None => {
+                self.unkeyed.entry(namespace).or_default().insert(uid.clone());
+            }
+        }
+        self.by_uid.insert(uid, remembered);
+    }
+
+    /// The uids of the selectors that may match some of `pods`.
+    fn candidates<'a>(&'a self, namespace: &str, pods: &'a [std::sync::Arc<CachedPod>]) -> BTreeSet<&'a str> {
+        let mut found = BTreeSet::new();
+        if let Some(keys) = self.by_label.get(namespace) {
+            for pod in pods {
+                for (k, v) in &pod.labels {
+                    if let Some(uids) = keys.get(k).and_then(|values| values.get(v)) {
+                        found.extend(uids.iter().map(String::as_str));
+                    }
+                }
+            }
+        }
+        if let Some(uids) = self.unkeyed.get(namespace) {
+            found.extend(uids.iter().map(String::as_str));
+        }
+        found
+    }
+}
+
+/// The indexes the checks read: the Autoscalers and HPAs of every watched namespace by target,
+/// the target selectors of the Autoscalers evaluated so far, and ReplicaSets' owners.
 #[derive(Default)]
 pub struct Neighbours {
-    autoscalers: RwLock<Vec<Store<Autoscaler>>>,
-    hpas: RwLock<Vec<Store<HorizontalPodAutoscaler>>>,
-    /// uid → (namespace, name, target, the target's selector), as last evaluated.
-    selectors: Mutex<HashMap<String, (String, String, CrossVersionObjectReference, Selector)>>,
+    scalers: Mutex<Scalers>,
+    /// Watches feeding `scalers`, for their relists.
+    sources: std::sync::atomic::AtomicUsize,
+    selectors: Mutex<Selectors>,
     /// ReplicaSet uid → its controller's uid (None: it has none), and when that was read.
     replica_sets: Mutex<HashMap<String, (Option<String>, Instant)>>,
 }
@@ -50,25 +285,72 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn uid_of<K: kube::Resource>(object: &K) -> Option<String> {
+    object.meta().uid.clone()
+}
+
 impl Neighbours {
-    pub fn add_autoscalers(&self, store: Store<Autoscaler>) {
-        self.autoscalers.write().unwrap_or_else(|p| p.into_inner()).push(store);
+    /// A number for a new watch that feeds [`Self::autoscaler_event`] or [`Self::hpa_event`].
+    pub fn source(&self) -> usize {
+        self.sources.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn add_hpas(&self, store: Store<HorizontalPodAutoscaler>) {
-        self.hpas.write().unwrap_or_else(|p| p.into_inner()).push(store);
-    }
-
-    /// Remembers an Autoscaler's target selector, for the overlap check of the others.
-    pub fn remember_selector(&self, autoscaler: &Autoscaler, selector: Selector) {
-        if let (Some(uid), Some(namespace)) = (autoscaler.uid(), autoscaler.namespace()) {
-            let target = autoscaler.spec.scale_target_ref.clone();
-            locked(&self.selectors).insert(uid, (namespace, autoscaler.name_any(), target, selector));
+    /// One event of an Autoscaler watch (or one listed Autoscaler, as an `Apply`).
+    pub fn autoscaler_event(&self, source: usize, event: &watcher::Event<Autoscaler>) {
+        let scaler = |a: &Autoscaler| {
+            let t = &a.spec.scale_target_ref;
+            scaler_of(
+                ScalerKind::Autoscaler,
+                &a.metadata,
+                Some((t.api_version.as_deref(), &t.kind, &t.name)),
+                source,
+            )
+        };
+        locked(&self.scalers).apply(source, event, scaler, uid_of);
+        if let watcher::Event::Delete(a) = event
+            && let Some(uid) = a.uid()
+        {
+            locked(&self.selectors).remove(&uid);
         }
     }
 
-    pub fn forget(&self, uid: &str) {
-        locked(&self.selectors).remove(uid);
+    /// One event of a HorizontalPodAutoscaler watch (or one listed HPA, as an `Apply`).
+    pub fn hpa_event(&self, source: usize, event: &watcher::Event<HorizontalPodAutoscaler>) {
+        let scaler = |h: &HorizontalPodAutoscaler| {
+            let t = &h.spec.as_ref()?.scale_target_ref;
+            scaler_of(
+                ScalerKind::HorizontalPodAutoscaler,
+                &h.metadata,
+                Some((t.api_version.as_deref(), &t.kind, &t.name)),
+                source,
+            )
+        };
+        locked(&self.scalers).apply(source, event, scaler, uid_of);
+    }
+
+    /// Remembers an Autoscaler's target selector, for the overlap check of the others.
+    pub fn remember_selector(&self, autoscaler: &Autoscaler, selector: &Selector) {
+        let (Some(uid), Some(namespace)) = (autoscaler.uid(), autoscaler.namespace()) else {
+            return;
+        };
+        let mut selectors = locked(&self.selectors);
+        let target = TargetKey::of(&namespace, &autoscaler.spec.scale_target_ref);
+        // The same as last time, nearly always: nothing to change.
+        if selectors
+            .by_uid
+            .get(&uid)
+            .is_some_and(|r| r.target == target && &r.selector == selector)
+        {
+            return;
+        }
+        let remembered = Remembered {
+            namespace,
+            name: autoscaler.name_any(),
+            target,
+            key: required_label(selector),
+            selector: selector.clone(),
+        };
+        selectors.insert(uid, remembered);
     }
 
     /// The autoscaler `me` must not fight, if any: an upstream HPA on its target; an older
@@ -77,68 +359,56 @@ impl Neighbours {
     pub fn conflict(&self, me: &Autoscaler, selected: &[std::sync::Arc<CachedPod>]) -> Option<Conflict> {
         let namespace = me.namespace().unwrap_or_default();
         let uid = me.uid().unwrap_or_default();
-        let target = &me.spec.scale_target_ref;
-        let describe = format!("{}/{}", target.kind, target.name);
-        for store in self.hpas.read().unwrap_or_else(|p| p.into_inner()).iter() {
-            for hpa in store.state() {
-                let Some(spec) = &hpa.spec else { continue };
-                let r = &spec.scale_target_ref;
-                if hpa.namespace().as_deref() == Some(namespace.as_str())
-                    && same_target(target, &r.kind, &r.name, r.api_version.as_deref())
-                {
-                    return Some(Conflict {
-                        reason: "ConflictingAutoscaler",
-                        message: format!(
-                            "the HorizontalPodAutoscaler {namespace}/{} also scales {describe}; this Autoscaler takes over once it is deleted",
-                            hpa.name_any()
-                        ),
-                    });
-                }
+        let target = TargetKey::of(&namespace, &me.spec.scale_target_ref);
+        let describe = format!("{}/{}", target.2, target.3);
+        {
+            let scalers = locked(&self.scalers);
+            let on_target: Vec<&Scaler> = scalers
+                .by_target
+                .get(&target)
+                .into_iter()
+                .flatten()
+                .filter(|u| **u != uid)
+                .filter_map(|u| scalers.by_uid.get(u))
+                .collect();
+            if let Some(hpa) = on_target
+                .iter()
+                .filter(|s| s.kind == ScalerKind::HorizontalPodAutoscaler)
+                .min_by(|a, b| a.name.cmp(&b.name))
+            {
+                return Some(Conflict {
+                    reason: "ConflictingAutoscaler",
+                    message: format!(
+                        "the HorizontalPodAutoscaler {namespace}/{} also scales {describe}; this Autoscaler takes over once it is deleted",
+                        hpa.name
+                    ),
+                });
             }
-        }
-        let mine = (me.metadata.creation_timestamp.as_ref().map(|t| t.0), me.name_any());
-        for store in self.autoscalers.read().unwrap_or_else(|p| p.into_inner()).iter() {
-            for other in store.state() {
-                let theirs = (
-                    other.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                    other.name_any(),
-                );
-                if other.uid().as_deref() != Some(uid.as_str())
-                    && other.namespace().as_deref() == Some(namespace.as_str())
-                    && other.metadata.deletion_timestamp.is_none()
-                    && same_target(
-                        target,
-                        &other.spec.scale_target_ref.kind,
-                        &other.spec.scale_target_ref.name,
-                        other.spec.scale_target_ref.api_version.as_deref(),
-                    )
-                    && theirs < mine
-                {
-                    return Some(Conflict {
-                        reason: "ConflictingAutoscaler",
-                        message: format!(
-                            "the older Autoscaler {namespace}/{} also scales {describe}; it keeps working, this one waits",
-                            theirs.1
-                        ),
-                    });
-                }
+            let mine = (me.metadata.creation_timestamp.as_ref().map(|t| t.0), me.name_any());
+            if let Some(older) = on_target
+                .iter()
+                .filter(|s| s.kind == ScalerKind::Autoscaler)
+                .map(|s| (s.created, s.name.clone()))
+                .filter(|theirs| *theirs < mine)
+                .min()
+            {
+                return Some(Conflict {
+                    reason: "ConflictingAutoscaler",
+                    message: format!(
+                        "the older Autoscaler {namespace}/{} also scales {describe}; it keeps working, this one waits",
+                        older.1
+                    ),
+                });
             }
         }
         let selectors = locked(&self.selectors);
         let mut others: Vec<&String> = selectors
-            .iter()
-            .filter(|(other_uid, (ns, _, other_target, selector))| {
-                *other_uid != &uid
-                    && *ns == namespace
-                    && !same_target(
-                        target,
-                        &other_target.kind,
-                        &other_target.name,
-                        other_target.api_version.as_deref(),
-                    )
-                    && selected.iter().any(|p| selector.matches(&p.labels))
-            })
-            .map(|(_, (_, name, _, _))| name)
+            .candidates(&namespace, selected)
+            .into_iter()
+            .filter(|other| *other != uid)
+            .filter_map(|other| selectors.by_uid.get(other))
+            .filter(|r| r.target != target && selected.iter().any(|p| r.selector.matches(&p.labels)))
+            .map(|r| &r.name)
             .collect();
         others.sort();
         (!others.is_empty()).then(|| Conflict {
@@ -217,14 +487,31 @@ mod tests {
 
     #[test]
     fn targets_match_by_group_kind_and_name() {
-        let target = CrossVersionObjectReference {
-            api_version: Some("apps/v1".into()),
-            kind: "Deployment".into(),
-            name: "web".into(),
+        let target = |api_version: &str, kind: &str, name: &str| {
+            TargetKey::of(
+                "shop",
+                &CrossVersionObjectReference {
+                    api_version: Some(api_version.into()),
+                    kind: kind.into(),
+                    name: name.into(),
+                },
+            )
         };
-        assert!(same_target(&target, "Deployment", "web", Some("apps/v1beta2")));
-        assert!(!same_target(&target, "Deployment", "api", Some("apps/v1")));
-        assert!(!same_target(&target, "Deployment", "web", Some("example.com/v1")));
-        assert!(!same_target(&target, "StatefulSet", "web", Some("apps/v1")));
+        let web = target("apps/v1", "Deployment", "web");
+        assert_eq!(web, target("apps/v1beta2", "Deployment", "web"));
+        assert_ne!(web, target("apps/v1", "Deployment", "api"));
+        assert_ne!(web, target("example.com/v1", "Deployment", "web"));
+        assert_ne!(web, target("apps/v1", "StatefulSet", "web"));
+    }
+
+    #[test]
+    fn selectors_are_indexed_by_a_label_they_require() {
+        let parse = |s: &str| ferroscale_autoscaler::selector::parse(s).unwrap();
+        assert_eq!(
+            required_label(&parse("tier in (front),app=web")),
+            Some(("tier".into(), "front".into()))
+        );
+        assert_eq!(required_label(&parse("tier in (front,back)")), None);
+        assert_eq!(required_label(&parse("!canary")), None);
     }
 }

@@ -158,7 +158,7 @@ pub async fn observe(readers: &Readers, autoscaler: &Autoscaler, previous: Optio
         .unwrap_or_default();
     let conflict = readers.neighbours.conflict(autoscaler, &selected);
     if let Some(s) = &selector {
-        readers.neighbours.remember_selector(autoscaler, s.clone());
+        readers.neighbours.remember_selector(autoscaler, s);
     }
     let matched = selected.len();
     let counted = if by_owner(&autoscaler.spec) {
