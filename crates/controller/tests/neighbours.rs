@@ -197,4 +197,12 @@ fn selectors_without_a_required_label_are_still_checked() {
     // Its selector changes: the index follows.
     neighbours.remember_selector(&api, &ferroscale_autoscaler::selector::parse("app=api").unwrap());
     assert!(neighbours.conflict(&web, &[pod("web-1", "web", None)]).is_none());
+    // Deleted while the watch was away: the relist forgets its selector too.
+    neighbours.remember_selector(&api, &ferroscale_autoscaler::selector::parse("app=web").unwrap());
+    let source = neighbours.source();
+    neighbours.autoscaler_event(source, &Event::Apply(api.clone()));
+    assert!(neighbours.conflict(&web, &[pod("web-1", "web", None)]).is_some());
+    neighbours.autoscaler_event(source, &Event::Init);
+    neighbours.autoscaler_event(source, &Event::InitDone);
+    assert!(neighbours.conflict(&web, &[pod("web-1", "web", None)]).is_none());
 }

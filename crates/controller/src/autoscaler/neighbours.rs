@@ -122,14 +122,15 @@ impl Scalers {
         self.by_uid.insert(uid, scaler);
     }
 
-    /// Applies one watch event; `scaler` reads an object, `uid_of` names it.
+    /// Applies one watch event; `scaler` reads an object, `uid_of` names it. Returns the uids
+    /// of the objects a relist found gone.
     fn apply<K>(
         &mut self,
         source: usize,
         event: &watcher::Event<K>,
         scaler: impl Fn(&K) -> Option<(String, Scaler)>,
         uid_of: impl Fn(&K) -> Option<String>,
-    ) {
+    ) -> Vec<String> {
         match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
                 if let watcher::Event::InitApply(_) = event
@@ -162,11 +163,13 @@ impl Scalers {
                     .filter(|(uid, s)| s.source == source && !listed.contains(*uid))
                     .map(|(uid, _)| uid.clone())
                     .collect();
-                for uid in gone {
-                    self.remove(&uid);
+                for uid in &gone {
+                    self.remove(uid);
                 }
+                return gone;
             }
         }
+        Vec::new()
     }
 }
 
@@ -306,11 +309,15 @@ impl Neighbours {
                 source,
             )
         };
-        locked(&self.scalers).apply(source, event, scaler, uid_of);
+        let gone = locked(&self.scalers).apply(source, event, scaler, uid_of);
+        let mut selectors = locked(&self.selectors);
+        for uid in &gone {
+            selectors.remove(uid);
+        }
         if let watcher::Event::Delete(a) = event
             && let Some(uid) = a.uid()
         {
-            locked(&self.selectors).remove(&uid);
+            selectors.remove(&uid);
         }
     }
 
