@@ -62,6 +62,25 @@ pub struct Scale {
     pub selector: Option<String>,
 }
 
+impl Scale {
+    /// A target with no replicas and no selector, for what is decided without reading one.
+    pub const NONE: Scale = Scale {
+        spec_replicas: 0,
+        status_replicas: 0,
+        selector: None,
+    };
+}
+
+impl From<&k8s_openapi::api::autoscaling::v1::Scale> for Scale {
+    fn from(scale: &k8s_openapi::api::autoscaling::v1::Scale) -> Self {
+        Self {
+            spec_replicas: scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            status_replicas: scale.status.as_ref().map_or(0, |s| s.replicas),
+            selector: scale.status.as_ref().and_then(|s| s.selector.clone()),
+        }
+    }
+}
+
 /// Everything one evaluation reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {

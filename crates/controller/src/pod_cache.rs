@@ -295,7 +295,8 @@ impl PodCache {
         }
     }
 
-    /// A cache of exactly these pods, listed: for tests.
+    /// A cache of exactly these pods, listed: for tests, and for live `explain`, which lists
+    /// once what the controller watches.
     pub fn of(pods: Vec<Pod>) -> Self {
         let cache = Self::new(vec![None]);
         let mut index = cache.write();

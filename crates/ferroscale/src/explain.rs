@@ -35,11 +35,7 @@ pub fn replay(path: &Path, now: Timestamp, settings: &Settings) -> Result<Replay
 pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) -> Replay {
     let autoscaler = &snapshot.autoscaler;
     let namespace = autoscaler.metadata.namespace.as_deref();
-    let scale = Scale {
-        spec_replicas: snapshot.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        status_replicas: snapshot.scale.status.as_ref().map_or(0, |s| s.replicas),
-        selector: snapshot.scale.status.as_ref().and_then(|s| s.selector.clone()),
-    };
+    let scale = Scale::from(&snapshot.scale);
     let selector = scale_selector(&scale).ok();
     let pods = gather::pods(&snapshot.rest, namespace, selector.as_ref());
     let metrics = effective_metrics(&autoscaler.spec).into_owned();

@@ -96,11 +96,7 @@ pub async fn explain(
 
     // The pods the target's selector matches, as the controller's cache holds them.
     let selector = match targets.get_scale(namespace, reference).await {
-        Ok(scale) => scale_selector(&Scale {
-            selector: scale.status.and_then(|s| s.selector),
-            ..Scale::default()
-        })
-        .ok(),
+        Ok(scale) => scale_selector(&Scale::from(&scale)).ok(),
         Err(_) => None,
     };
     let pods = match &selector {
@@ -136,14 +132,10 @@ pub async fn explain(
                 if other.uid() == autoscaler.uid() || target == reference {
                     continue;
                 }
-                if let Ok(scale) = targets.get_scale(namespace, target).await {
-                    let selector = scale_selector(&Scale {
-                        selector: scale.status.and_then(|s| s.selector),
-                        ..Scale::default()
-                    });
-                    if let Ok(selector) = selector {
-                        neighbours.remember_selector(other, &selector);
-                    }
+                if let Ok(scale) = targets.get_scale(namespace, target).await
+                    && let Ok(selector) = scale_selector(&Scale::from(&scale))
+                {
+                    neighbours.remember_selector(other, &selector);
                 }
             }
             let source = neighbours.source();

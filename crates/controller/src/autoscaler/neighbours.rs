@@ -35,13 +35,17 @@ fn group(api_version: Option<&str>) -> &str {
 struct TargetKey(String, String, String, String);
 
 impl TargetKey {
-    fn of(namespace: &str, target: &CrossVersionObjectReference) -> Self {
+    fn new(namespace: &str, api_version: Option<&str>, kind: &str, name: &str) -> Self {
         Self(
             namespace.to_string(),
-            group(target.api_version.as_deref()).to_string(),
-            target.kind.clone(),
-            target.name.clone(),
+            group(api_version).to_string(),
+            kind.to_string(),
+            name.to_string(),
         )
+    }
+
+    fn of(namespace: &str, target: &CrossVersionObjectReference) -> Self {
+        Self::new(namespace, target.api_version.as_deref(), &target.kind, &target.name)
     }
 }
 
@@ -74,12 +78,7 @@ fn scaler_of(
     if meta.deletion_timestamp.is_some() {
         return None;
     }
-    let target = TargetKey(
-        meta.namespace.clone()?,
-        group(api_version).to_string(),
-        target_kind.to_string(),
-        target_name.to_string(),
-    );
+    let target = TargetKey::new(meta.namespace.as_deref()?, api_version, target_kind, target_name);
     Some((
         meta.uid.clone()?,
         Scaler {

@@ -109,12 +109,11 @@ pub fn invalid_spec_input<'a>(
     now: Timestamp,
     settings: &'a Settings,
 ) -> Input<'a> {
-    static NO_SCALE: std::sync::OnceLock<Scale> = std::sync::OnceLock::new();
     Input {
         spec: &autoscaler.spec,
         status,
         generation: autoscaler.metadata.generation,
-        scale: NO_SCALE.get_or_init(Scale::default),
+        scale: &Scale::NONE,
         pods: &[],
         metrics: &[],
         now,
@@ -142,11 +141,7 @@ pub async fn observe(readers: &Readers, autoscaler: &Autoscaler, previous: Optio
         Err(error) => return Observed::NoScale(error),
     };
     let target_uid = scale_object.metadata.uid.clone().unwrap_or_default();
-    let scale = Scale {
-        spec_replicas: scale_object.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        status_replicas: scale_object.status.as_ref().map_or(0, |s| s.replicas),
-        selector: scale_object.status.as_ref().and_then(|s| s.selector.clone()),
-    };
+    let scale = Scale::from(&scale_object);
     let metrics = effective_metrics(&autoscaler.spec).into_owned();
     let read = metrics_read(&autoscaler.spec, previous, scale.spec_replicas);
     let selector = scale_selector(&scale).ok();
