@@ -186,16 +186,12 @@ fn explain(args: ExplainArgs) -> Result<()> {
     if args.now.is_some() {
         bail!("--now sets the time of a snapshot replay; a live explain decides as of now");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let mut warnings = Vec::new();
-    let live = runtime.block_on(async {
-        let client = crate::live::client().await?;
+    let live = crate::cluster::block_on(async {
+        let client = crate::cluster::client().await?;
         let (namespace, name) = crate::live::target(&args.target, args.namespace.as_deref(), &client)?;
         crate::live::explain(client, &namespace, &name, &settings, &args.sources, &mut warnings).await
-    })?;
+    })??;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

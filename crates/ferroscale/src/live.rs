@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Result, anyhow};
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
 use ferroscale_autoscaler::decision::scale_selector;
 use ferroscale_autoscaler::{Scale, Settings, decide};
@@ -55,16 +55,9 @@ where
     K::DynamicType: Default,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let mut items = Vec::new();
-    let mut params = params.clone().limit(500);
-    loop {
-        let page = api.list(&params).await.map_err(|e| describe_error(what, e))?;
-        items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(items),
-        }
-    }
+    crate::cluster::list_pages(&api, params)
+        .await
+        .map_err(|e| describe_error(what, e))
 }
 
 /// Feeds `objects` to `apply` as the events of a watch that has just listed them.
@@ -216,11 +209,4 @@ pub fn target(argument: &str, namespace: Option<&str>, client: &Client) -> Resul
         (None, Some(ns)) => Ok((ns.to_string(), argument.to_string())),
         (None, None) => Ok((client.default_namespace().to_string(), argument.to_string())),
     }
-}
-
-/// A client of the usual kubeconfig, with a message that says what failed.
-pub async fn client() -> Result<Client> {
-    Client::try_default()
-        .await
-        .context("cannot reach a cluster through the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod capture;
 mod cli;
+mod cluster;
 mod explain;
 mod flags;
 mod gather;

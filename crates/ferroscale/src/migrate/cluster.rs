@@ -28,20 +28,11 @@ pub struct Read {
 
 /// Reads the HPAs of `scope` from the cluster of the usual kubeconfig.
 pub fn read(scope: Scope) -> Result<Read> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(read_from_cluster(scope))
+    crate::cluster::block_on(read_from_cluster(scope))?
 }
 
 async fn read_from_cluster(scope: Scope) -> Result<Read> {
-    let client = Client::try_default().await.map_err(|e| {
-        anyhow!(
-            "cannot connect to a cluster: no usable kubeconfig (KUBECONFIG, ~/.kube/config) or in-cluster \
-             configuration: {e}"
-        )
-    })?;
+    let client = crate::cluster::client().await?;
     let version = served_version(&client).await?;
     let (group, api_version) = version
         .api_version()
@@ -59,34 +50,29 @@ async fn read_from_cluster(scope: Scope) -> Result<Read> {
             (Api::namespaced_with(client, &namespace, &resource), place)
         }
     };
-    let mut hpas = Vec::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api.list(&params).await.map_err(|e| {
+    let items = crate::cluster::list_pages(&api, &ListParams::default())
+        .await
+        .map_err(|e| {
             explain(
                 e,
                 &format!("listing {}s ({}) in {place}", HPA_KIND, version.api_version()),
                 "`list` on horizontalpodautoscalers.autoscaling",
             )
         })?;
-        for item in page.items {
-            let source = format!(
-                "{HPA_KIND} {}/{}",
-                item.namespace().unwrap_or_default(),
-                item.name_any()
-            );
-            let mut object = serde_json::to_value(&item).with_context(|| format!("cannot encode {source}"))?;
-            // The items of a list carry no apiVersion and kind of their own.
-            if let Some(map) = object.as_object_mut() {
-                map.insert("apiVersion".into(), Value::from(version.api_version()));
-                map.insert("kind".into(), Value::from(HPA_KIND));
-            }
-            hpas.push(Found { source, object });
+    let mut hpas = Vec::with_capacity(items.len());
+    for item in items {
+        let source = format!(
+            "{HPA_KIND} {}/{}",
+            item.namespace().unwrap_or_default(),
+            item.name_any()
+        );
+        let mut object = serde_json::to_value(&item).with_context(|| format!("cannot encode {source}"))?;
+        // The items of a list carry no apiVersion and kind of their own.
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), Value::from(version.api_version()));
+            map.insert("kind".into(), Value::from(HPA_KIND));
         }
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
+        hpas.push(Found { source, object });
     }
     Ok(Read { hpas, place, version })
 }
