@@ -167,15 +167,23 @@ async fn a_podset_scales_on_a_prometheus_metric_and_history_survives_a_restart()
         "the scale-down came {:?} after the drop: the restart lengthened the window",
         dropped.elapsed()
     );
-    let status = autoscalers.get_status("web").await?.status.unwrap();
+    // The controller writes the scale, then its status: the status may follow a moment later.
+    let status = wait_for(
+        "status to record the scale-down of 2",
+        Duration::from_secs(10),
+        || async {
+            let status = autoscalers.get_status("web").await?.status.unwrap_or_default();
+            let recorded = status
+                .scale_down_events
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.change == 2);
+            Ok(recorded.then_some(status))
+        },
+    )
+    .await?;
     assert!(status.last_scale_time.is_some());
-    assert!(
-        status
-            .scale_down_events
-            .unwrap_or_default()
-            .iter()
-            .any(|e| e.change == 2)
-    );
     Ok(())
 }
 
