@@ -43,7 +43,7 @@ fn inputs(
         }
         if i % 40 != 0 {
             samples.push(PodSample {
-                pod: pod.name.clone(),
+                pod: pod.name.to_string(),
                 value: 300 + (i as i64 % 400),
                 timestamp: now,
                 window: Duration::from_secs(30),

@@ -259,9 +259,9 @@ fn account(pods: &[PodInfo], groups: &[Group], ratio: f64) -> PodAccount {
     for (pod, g) in pods.iter().zip(groups) {
         match g {
             Group::Ready => account.ready += 1,
-            Group::Unready => account.unready.push(pod.name.clone()),
-            Group::Missing => account.missing.push(pod.name.clone()),
-            Group::Ignored => account.ignored.push(pod.name.clone()),
+            Group::Unready => account.unready.push(pod.name.to_string()),
+            Group::Missing => account.missing.push(pod.name.to_string()),
+            Group::Ignored => account.ignored.push(pod.name.to_string()),
         }
     }
     for names in [&mut account.unready, &mut account.missing, &mut account.ignored] {

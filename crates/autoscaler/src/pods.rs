@@ -2,6 +2,7 @@
 //! sorts pods into ready, unready, missing and ignored before averaging a metric.
 
 use foldhash::{HashMap, HashMapExt};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -36,7 +37,7 @@ pub struct ReadyCondition {
 }
 
 /// Resource requests of one container, in milli-units.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct ContainerRequests {
     pub name: String,
     pub requests: Vec<(String, i64)>,
@@ -45,21 +46,23 @@ pub struct ContainerRequests {
 /// One pod, reduced to what the decision reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodInfo {
-    pub name: String,
+    /// Shared: the pod cache keys its index by the same string.
+    pub name: Arc<str>,
     pub phase: PodPhase,
     /// The pod has a deletion timestamp.
     pub terminating: bool,
     pub start_time: Option<Timestamp>,
     pub ready: Option<ReadyCondition>,
     /// Regular containers, then restartable init containers (sidecars), whose requests count.
-    pub containers: Vec<ContainerRequests>,
+    /// Shared: the pods of one template request the same, and the pod cache keeps one copy.
+    pub containers: Arc<[ContainerRequests]>,
     /// Pod-level `spec.resources.requests`, which take precedence when set.
     pub pod_requests: Vec<(String, i64)>,
 }
 
 impl PodInfo {
     /// A running, ready pod with the given containers: a convenience for tests and simulation.
-    pub fn running(name: impl Into<String>, start: Timestamp, containers: Vec<ContainerRequests>) -> Self {
+    pub fn running(name: impl Into<Arc<str>>, start: Timestamp, containers: Vec<ContainerRequests>) -> Self {
         Self {
             name: name.into(),
             phase: PodPhase::Running,
@@ -69,7 +72,7 @@ impl PodInfo {
                 status: ConditionStatus::True,
                 last_transition: Some(start),
             }),
-            containers,
+            containers: containers.into(),
             pod_requests: Vec::new(),
         }
     }
@@ -97,7 +100,7 @@ impl PodInfo {
             return Ok(summed.iter().sum());
         }
         let mut total = 0i64;
-        for c in &self.containers {
+        for c in self.containers.iter() {
             if container.is_none_or(|name| name == c.name) {
                 let Some(request) = lookup(&c.requests, resource) else {
                     return Err(format!(
@@ -170,12 +173,12 @@ impl From<&Pod> for PodInfo {
                 .map(container_requests),
         );
         Self {
-            name: pod.metadata.name.clone().unwrap_or_default(),
+            name: pod.metadata.name.as_deref().unwrap_or_default().into(),
             phase,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             start_time: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
             ready,
-            containers,
+            containers: containers.into(),
             pod_requests: quantity_map(
                 spec.and_then(|s| s.resources.as_ref())
                     .and_then(|r| r.requests.as_ref()),
@@ -220,7 +223,7 @@ pub fn index_samples(pods: &[PodInfo], samples: &[PodSample]) -> IndexedSamples 
     // A fast hasher with a random seed: pod names are chosen by cluster users.
     let mut position: HashMap<&str, usize> = HashMap::with_capacity(pods.len());
     for (i, pod) in pods.iter().enumerate() {
-        position.insert(pod.name.as_str(), i);
+        position.insert(&*pod.name, i);
     }
     let mut extraneous: HashMap<&str, i64> = HashMap::new();
     for s in samples {

@@ -356,10 +356,11 @@ fn resource_metrics() {
 
 fn mem_pod(name: &str) -> ferroscale_autoscaler::PodInfo {
     let mut p = pod(name, 0);
-    p.containers = vec![ContainerRequests {
+    p.containers = [ContainerRequests {
         name: "app".into(),
         requests: vec![("memory".into(), 2000)],
-    }];
+    }]
+    .into();
     p
 }
 
@@ -371,10 +372,11 @@ fn pod_level(name: &str) -> ferroscale_autoscaler::PodInfo {
 
 fn two_containers(name: &str) -> ferroscale_autoscaler::PodInfo {
     let mut p = pod(name, 1000);
-    p.containers.push(ContainerRequests {
+    let sidecar = ContainerRequests {
         name: "sidecar".into(),
         requests: vec![("cpu".into(), 3000)],
-    });
+    };
+    p.containers = p.containers.iter().cloned().chain([sidecar]).collect();
     p
 }
 

@@ -5,6 +5,8 @@ pub mod autoscaler;
 pub mod backoff;
 pub mod conditions;
 pub mod events;
+pub mod interner;
+pub mod labels;
 pub mod pod_cache;
 pub mod podset;
 pub mod rbac;

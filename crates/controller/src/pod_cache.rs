@@ -5,19 +5,23 @@
 //! evaluation touches only the pods its selector can match instead of every pod of the
 //! namespace.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use ferroscale_autoscaler::PodInfo;
+use ferroscale_autoscaler::pods::ContainerRequests;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::{Expression, Selector, SelectorExt};
+use kube::core::Selector;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch_pods};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::warn;
+
+use crate::interner::Interner;
+use crate::labels::{Labels, Query};
 
 /// Changed pods a subscriber may lag behind before the watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 4096;
@@ -25,27 +29,62 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 /// A pod's owner, as its owner reference names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    pub uid: String,
-    pub kind: String,
-    pub name: String,
+    pub uid: Arc<str>,
+    pub kind: Arc<str>,
+    pub name: Arc<str>,
     /// The owner is the pod's managing controller.
     pub controller: bool,
 }
 
-/// A pod as the cache keeps it: only what the decisions and the PodSet controller read.
-/// A full `Pod` costs several kilobytes even when most of it is empty; this is a fraction.
+/// A pod as the cache keeps it: only what the decisions and the PodSet controller read, with
+/// the strings and requests that pods repeat shared through the cache's [`Pool`]. A full `Pod`
+/// costs several kilobytes even when most of it is empty; this is a few hundred bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedPod {
     /// Name, phase, deletion, start time, Ready condition and resource requests.
     pub info: PodInfo,
-    pub labels: BTreeMap<String, String>,
-    pub owners: Vec<Owner>,
+    pub labels: Labels,
+    pub owners: Box<[Owner]>,
     pub created: Option<jiff::Timestamp>,
     /// Bound to a node.
     pub scheduled: bool,
 }
 
+/// The shared copies cached pods point into.
+#[derive(Debug, Default)]
+pub struct Pool {
+    strings: Interner<str>,
+    containers: Interner<[ContainerRequests]>,
+}
+
 impl CachedPod {
+    pub fn new(pod: &Pod, pool: &mut Pool) -> Self {
+        let meta = &pod.metadata;
+        let mut info = PodInfo::from(pod);
+        pool.containers.share(&mut info.containers);
+        Self {
+            info,
+            labels: meta
+                .labels
+                .as_ref()
+                .map(|labels| Labels::new(labels, &mut pool.strings))
+                .unwrap_or_default(),
+            owners: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| Owner {
+                    uid: pool.strings.get(&r.uid),
+                    kind: pool.strings.get(&r.kind),
+                    name: pool.strings.get(&r.name),
+                    controller: r.controller == Some(true),
+                })
+                .collect(),
+            created: meta.creation_timestamp.as_ref().map(|t| t.0),
+            scheduled: pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.info.name
     }
@@ -56,26 +95,10 @@ impl CachedPod {
     }
 }
 
+/// A pod on its own, sharing nothing: for tests and one-off conversions.
 impl From<&Pod> for CachedPod {
     fn from(pod: &Pod) -> Self {
-        let meta = &pod.metadata;
-        Self {
-            info: PodInfo::from(pod),
-            labels: meta.labels.clone().unwrap_or_default(),
-            owners: meta
-                .owner_references
-                .iter()
-                .flatten()
-                .map(|r| Owner {
-                    uid: r.uid.clone(),
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                    controller: r.controller == Some(true),
-                })
-                .collect(),
-            created: meta.creation_timestamp.as_ref().map(|t| t.0),
-            scheduled: pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
-        }
+        Self::new(pod, &mut Pool::default())
     }
 }
 
@@ -95,8 +118,8 @@ struct Namespace {
     by_owner: HashMap<Arc<str>, Names>,
 }
 
-fn owners(pod: &CachedPod) -> impl Iterator<Item = &str> {
-    pod.owners.iter().map(|o| o.uid.as_str())
+fn owners(pod: &CachedPod) -> impl Iterator<Item = &Arc<str>> {
+    pod.owners.iter().map(|o| &o.uid)
 }
 
 impl Namespace {
@@ -113,24 +136,18 @@ impl Namespace {
                 self.unlink(&existing, &old);
                 existing
             }
-            None => Arc::from(pod.name()),
+            None => pod.info.name.clone(),
         };
-        for (key, value) in &pod.labels {
-            let values = match self.by_label.get_mut(key.as_str()) {
-                Some(values) => values,
-                None => self.by_label.entry(Arc::from(key.as_str())).or_default(),
-            };
-            let names = match values.get_mut(value.as_str()) {
-                Some(names) => names,
-                None => values.entry(Arc::from(value.as_str())).or_default(),
-            };
-            names.insert(name.clone());
+        for (key, value) in pod.labels.shared() {
+            self.by_label
+                .entry(key.clone())
+                .or_default()
+                .entry(value.clone())
+                .or_default()
+                .insert(name.clone());
         }
         for owner in owners(&pod) {
-            match self.by_owner.get_mut(owner) {
-                Some(names) => names.insert(name.clone()),
-                None => self.by_owner.entry(Arc::from(owner)).or_default().insert(name.clone()),
-            };
+            self.by_owner.entry(owner.clone()).or_default().insert(name.clone());
         }
         self.pods.insert(name, pod);
     }
@@ -143,47 +160,38 @@ impl Namespace {
 
     /// Removes `old`'s postings, and postings left empty.
     fn unlink(&mut self, name: &str, old: &CachedPod) {
-        for (key, value) in &old.labels {
-            if let Some(values) = self.by_label.get_mut(key.as_str()) {
-                if let Some(names) = values.get_mut(value.as_str()) {
+        for (key, value) in old.labels.iter() {
+            if let Some(values) = self.by_label.get_mut(key) {
+                if let Some(names) = values.get_mut(value) {
                     names.remove(name);
                     if names.is_empty() {
-                        values.remove(value.as_str());
+                        values.remove(value);
                     }
                 }
                 if values.is_empty() {
-                    self.by_label.remove(key.as_str());
+                    self.by_label.remove(key);
                 }
             }
         }
         for owner in owners(old) {
-            if let Some(names) = self.by_owner.get_mut(owner) {
+            if let Some(names) = self.by_owner.get_mut(&**owner) {
                 names.remove(name);
                 if names.is_empty() {
-                    self.by_owner.remove(owner);
+                    self.by_owner.remove(&**owner);
                 }
             }
         }
     }
 
-    /// The names of the pods that can match `selector`: the smallest set named by one of its
+    /// The names of the pods that can match `query`: the smallest set named by one of its
     /// `key=value` or `key in (...)` requirements; None when it has none (scan everything).
-    fn candidates(&self, selector: &Selector) -> Option<Vec<&Arc<str>>> {
+    fn candidates(&self, query: &Query) -> Option<Vec<&Arc<str>>> {
         let mut best: Option<Vec<&Arc<str>>> = None;
-        for expression in selector.clone() {
-            let values: Vec<String> = match expression {
-                Expression::Equal(_, ref v) => vec![v.clone()],
-                Expression::In(_, ref vs) => vs.iter().cloned().collect(),
-                _ => continue,
-            };
-            let key = match &expression {
-                Expression::Equal(k, _) | Expression::In(k, _) => k,
-                _ => continue,
-            };
-            let postings = self.by_label.get(key.as_str());
+        for (key, values) in query.required() {
+            let postings = self.by_label.get(key);
             let names: Vec<&Arc<str>> = values
                 .iter()
-                .filter_map(|v| postings.and_then(|p| p.get(v.as_str())))
+                .filter_map(|v| postings.and_then(|p| p.get(*v)))
                 .flatten()
                 .collect();
             if best.as_ref().is_none_or(|b| names.len() < b.len()) {
@@ -194,8 +202,9 @@ impl Namespace {
     }
 
     fn select(&self, selector: &Selector) -> Vec<Arc<CachedPod>> {
-        let matches = |pod: &&Arc<CachedPod>| selector.matches(&pod.labels);
-        match self.candidates(selector) {
+        let query = Query::new(selector);
+        let matches = |pod: &&Arc<CachedPod>| query.matches(&pod.labels);
+        match self.candidates(&query) {
             Some(names) => names
                 .into_iter()
                 .filter_map(|n| self.pods.get(n))
@@ -211,6 +220,7 @@ impl Namespace {
 #[derive(Debug, Default)]
 struct Index {
     namespaces: HashMap<String, Namespace>,
+    pool: Pool,
 }
 
 impl Index {
@@ -302,7 +312,8 @@ impl PodCache {
         let mut index = cache.write();
         for pod in pods {
             if let Some(namespace) = pod.metadata.namespace.as_deref() {
-                index.apply(namespace, Arc::new(CachedPod::from(&pod)));
+                let cached = Arc::new(CachedPod::new(&pod, &mut index.pool));
+                index.apply(namespace, cached);
             }
         }
         drop(index);
@@ -345,7 +356,7 @@ impl PodCache {
             let Some(mut scope) = self.scope(i) else { return };
             let cached = |pod: &Pod| {
                 let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-                (namespace, Arc::new(CachedPod::from(pod)))
+                (namespace, Arc::new(CachedPod::new(pod, &mut self.write().pool)))
             };
             let changed = match event {
                 Event::Init => {
@@ -460,8 +471,8 @@ pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<Driver>) {
             let cache = cache.clone();
             // Paginated lists (500 pods a page), not one answer holding every pod at once:
             // a large namespace would otherwise set the process's peak memory.
-            let events =
-                watch_pods(api(client.clone(), namespace.as_deref()), watcher::Config::default()).default_backoff();
+            let config = watcher::Config::default();
+            let events = watch_pods(api(client.clone(), namespace.as_deref()), config).default_backoff();
             let driver = events.for_each(move |event| {
                 let cache = cache.clone();
                 async move {
@@ -509,9 +520,9 @@ mod tests {
             "container and sidecar requests"
         );
         assert!(cached.info.is_running_and_ready());
-        assert_eq!(cached.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(cached.labels.get("app"), Some("web"));
         assert_eq!(
-            cached.owners,
+            *cached.owners,
             [Owner {
                 uid: "u".into(),
                 kind: "PodSet".into(),
@@ -593,6 +604,27 @@ mod tests {
                 .get("api")
                 .is_some_and(|n| n.len() == 1)
         );
+    }
+
+    #[test]
+    fn pods_of_one_template_share_their_labels_owners_and_requests() {
+        let pod = |name: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "a", "labels": {"app": "web"},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "PodSet", "name": "web", "uid": "u", "controller": true}]},
+                "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}]}
+            }))
+            .unwrap()
+        };
+        let cache = PodCache::of(vec![pod("web-1"), pod("web-2")]);
+        let (one, two) = (cache.get("a", "web-1").unwrap(), cache.get("a", "web-2").unwrap());
+        assert!(Arc::ptr_eq(&one.info.containers, &two.info.containers));
+        assert!(Arc::ptr_eq(&one.owners[0].uid, &two.owners[0].uid));
+        let value = |p: &CachedPod| p.labels.shared().next().map(|(_, v)| v.clone()).unwrap();
+        assert!(Arc::ptr_eq(&value(&one), &value(&two)));
+        let index = cache.read();
+        let (key, _) = index.namespaces["a"].pods.get_key_value("web-1").unwrap();
+        assert!(Arc::ptr_eq(key, &one.info.name), "the index keys by the pod's own name");
     }
 
     #[tokio::test]

@@ -59,9 +59,9 @@ fn pod(cached: &CachedPod, namespace: &str, now: Timestamp) -> Pod {
     });
     Pod {
         metadata: ObjectMeta {
-            name: Some(info.name.clone()),
+            name: Some(info.name.to_string()),
             namespace: Some(namespace.to_string()),
-            labels: (!cached.labels.is_empty()).then(|| cached.labels.clone()),
+            labels: (!cached.labels.is_empty()).then(|| cached.labels.to_map()),
             creation_timestamp: cached.created.map(Time),
             // Only that it is set matters to the decision.
             deletion_timestamp: info.terminating.then_some(Time(now)),
@@ -274,6 +274,7 @@ mod tests {
     use ferroscale_autoscaler::samples::ContainerUsage;
     use ferroscale_autoscaler::{Gathered, PodInfo, PodSample, Scale, effective_metrics};
     use ferroscale_controller::autoscaler::observe::MetricRead;
+    use ferroscale_controller::labels::Labels;
     use k8s_openapi::api::autoscaling::v1::{ScaleSpec, ScaleStatus};
 
     use super::*;
@@ -329,11 +330,12 @@ spec:
                         name: "proxy".into(),
                         requests: vec![("cpu".into(), 1500)],
                     },
-                ],
+                ]
+                .into(),
                 pod_requests: Vec::new(),
             },
-            labels: [("app".to_string(), "web".to_string())].into(),
-            owners: Vec::new(),
+            labels: Labels::from(&BTreeMap::from([("app".to_string(), "web".to_string())])),
+            owners: Box::default(),
             created: Some(at(-700)),
             scheduled: true,
         })

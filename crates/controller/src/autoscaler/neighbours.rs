@@ -16,10 +16,11 @@ use ferroscale_autoscaler::hold::Conflict;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::core::{Expression, Selector, SelectorExt};
+use kube::core::{Expression, Selector};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
+use crate::labels::Query;
 use crate::pod_cache::CachedPod;
 
 /// How long a ReplicaSet's owner is remembered.
@@ -179,6 +180,7 @@ struct Remembered {
     name: String,
     target: TargetKey,
     selector: Selector,
+    query: Query,
     /// The label it is indexed under: one that every pod it selects carries (None: no such
     /// label, so it is checked against every Autoscaler of the namespace).
     key: Option<(String, String)>,
@@ -251,7 +253,7 @@ impl Selectors {
         let mut found = BTreeSet::new();
         if let Some(keys) = self.by_label.get(namespace) {
             for pod in pods {
-                for (k, v) in &pod.labels {
+                for (k, v) in pod.labels.iter() {
                     if let Some(uids) = keys.get(k).and_then(|values| values.get(v)) {
                         found.extend(uids.iter().map(String::as_str));
                     }
@@ -355,6 +357,7 @@ impl Neighbours {
             target,
             key: required_label(selector),
             selector: selector.clone(),
+            query: Query::new(selector),
         };
         selectors.insert(uid, remembered);
     }
@@ -413,7 +416,7 @@ impl Neighbours {
             .into_iter()
             .filter(|other| *other != uid)
             .filter_map(|other| selectors.by_uid.get(other))
-            .filter(|r| r.target != target && selected.iter().any(|p| r.selector.matches(&p.labels)))
+            .filter(|r| r.target != target && selected.iter().any(|p| r.query.matches(&p.labels)))
             .map(|r| &r.name)
             .collect();
         others.sort();
@@ -446,9 +449,9 @@ impl Neighbours {
             let mut unknown: Vec<(String, String)> = selected
                 .iter()
                 .filter_map(|p| controller(p))
-                .filter(|o| o.kind == "ReplicaSet")
-                .filter(|o| known.get(&o.uid).is_none_or(|(_, at)| at.elapsed() > OWNER_TTL))
-                .map(|o| (o.uid, o.name))
+                .filter(|o| &*o.kind == "ReplicaSet")
+                .filter(|o| known.get(&*o.uid).is_none_or(|(_, at)| at.elapsed() > OWNER_TTL))
+                .map(|o| (o.uid.to_string(), o.name.to_string()))
                 .collect();
             unknown.sort();
             unknown.dedup();

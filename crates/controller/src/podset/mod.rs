@@ -296,7 +296,11 @@ pub async fn run(
         .applied_objects();
     // A changed pod reconciles the PodSet that controls it.
     let owners = pod_events.filter_map(|changed| async move {
-        let owner = changed.pod.owners.iter().find(|o| o.controller && o.kind == "PodSet")?;
+        let owner = changed
+            .pod
+            .owners
+            .iter()
+            .find(|o| o.controller && &*o.kind == "PodSet")?;
         Some(ObjectRef::<PodSet>::new(&owner.name).within(&changed.namespace))
     });
     Controller::for_stream(podsets, reader)

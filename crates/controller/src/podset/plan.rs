@@ -8,10 +8,10 @@ use ferroscale_autoscaler::pods::{ConditionStatus, PodPhase};
 use ferroscale_autoscaler::selector::from_label_selector;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
 use super::expectations::Pending;
+use crate::labels::Query;
 use crate::pod_cache::CachedPod;
 
 /// At most this many pods are created or deleted per reconcile, as the ReplicaSet controller
@@ -25,7 +25,7 @@ pub fn controller_ref(podset: &PodSet) -> Option<OwnerReference> {
 }
 
 fn controlled_by(pod: &CachedPod, uid: &str) -> bool {
-    pod.owners.iter().any(|o| o.controller && o.uid == uid)
+    pod.owners.iter().any(|o| o.controller && &*o.uid == uid)
 }
 
 fn has_controller(pod: &CachedPod) -> bool {
@@ -89,17 +89,18 @@ pub fn plan<'a>(
     pending: &Pending,
 ) -> Result<Plan, InvalidSpec> {
     podset.spec.validate().map_err(InvalidSpec)?;
-    let selector: Selector = from_label_selector(&podset.spec.selector).map_err(|e| {
+    let selector = from_label_selector(&podset.spec.selector).map_err(|e| {
         InvalidSpec(FieldErrors(vec![ferroscale_api::FieldError {
             path: "spec.selector".into(),
             message: e,
         }]))
     })?;
+    let query = Query::new(&selector);
     let uid = podset.uid().unwrap_or_default();
     let mut owned: Vec<&CachedPod> = Vec::new();
     let mut adopt = Vec::new();
     for pod in pods_in_namespace {
-        if !selector.matches(&pod.labels) {
+        if !query.matches(&pod.labels) {
             continue;
         }
         if controlled_by(pod, &uid) {

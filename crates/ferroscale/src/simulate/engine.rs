@@ -255,7 +255,7 @@ fn model_metric(
             .iter()
             .filter(|p| p.phase == PodPhase::Running)
             .map(|p| PodSample {
-                pod: p.name.clone(),
+                pod: p.name.to_string(),
                 value,
                 timestamp: now,
                 window: Duration::from_secs(30),
