@@ -23,6 +23,9 @@ use tracing::warn;
 use crate::interner::Interner;
 use crate::labels::{Labels, Query};
 
+/// Pods per page of a list.
+const POD_PAGE: u32 = 100;
+
 /// Changed pods a subscriber may lag behind before the watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 4096;
 
@@ -469,9 +472,11 @@ pub fn watch(client: Client, namespaces: &[String]) -> (PodCache, Vec<Driver>) {
         .enumerate()
         .map(|(i, namespace)| {
             let cache = cache.clone();
-            // Paginated lists (500 pods a page), not one answer holding every pod at once:
-            // a large namespace would otherwise set the process's peak memory.
-            let config = watcher::Config::default();
+            // Paginated lists, not one answer holding every pod at once: a large namespace
+            // would otherwise set the process's peak memory. A page of whole pods (managed
+            // fields included) is about 3 KiB a pod as text and more once parsed, so pages
+            // are kept small.
+            let config = watcher::Config::default().page_size(POD_PAGE);
             let events = watch_pods(api(client.clone(), namespace.as_deref()), config).default_backoff();
             let driver = events.for_each(move |event| {
                 let cache = cache.clone();
