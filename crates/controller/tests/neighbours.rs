@@ -206,3 +206,39 @@ fn selectors_without_a_required_label_are_still_checked() {
     neighbours.autoscaler_event(source, &Event::InitDone);
     assert!(neighbours.conflict(&web, &[pod("web-1", "web", None)]).is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn evaluations_wait_for_every_watch_to_list_once_but_not_forever() {
+    use std::time::Duration;
+    let neighbours = Arc::new(Neighbours::default());
+    let (autoscalers, hpas) = (neighbours.source(), neighbours.source());
+    let waiting = {
+        let neighbours = neighbours.clone();
+        tokio::spawn(async move { neighbours.wait_until_listed().await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    neighbours.autoscaler_event(autoscalers, &Event::Init);
+    neighbours.autoscaler_event(autoscalers, &Event::InitDone);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "the HPA watch has not listed yet");
+    neighbours.hpa_event(hpas, &Event::Init);
+    neighbours.hpa_event(hpas, &Event::InitDone);
+    tokio::time::timeout(Duration::from_millis(10), waiting)
+        .await
+        .expect("both listed")
+        .unwrap();
+
+    // A watch that never lists holds evaluations back only until the deadline.
+    let stuck = Neighbours::default();
+    stuck.source();
+    let started = tokio::time::Instant::now();
+    stuck.wait_until_listed().await;
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    let again = tokio::time::Instant::now();
+    stuck.wait_until_listed().await;
+    assert_eq!(
+        again.elapsed(),
+        Duration::ZERO,
+        "the deadline is set once, by the first wait"
+    );
+}

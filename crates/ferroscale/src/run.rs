@@ -319,9 +319,14 @@ async fn operate(args: RunArgs) -> Result<()> {
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
         });
-        for namespace in &scopes {
+        // Every watch feeding the conflict checks is numbered before any reconcile runs, so
+        // that the first evaluations wait for all of their lists.
+        let sources: Vec<(usize, usize)> = scopes
+            .iter()
+            .map(|_| (ctx.readers.neighbours.source(), ctx.readers.neighbours.source()))
+            .collect();
+        for (namespace, (source, autoscaler_source)) in scopes.iter().zip(sources) {
             // Upstream HPAs of the namespace, so that no Autoscaler fights one over a target.
-            let source = ctx.readers.neighbours.source();
             let neighbours = ctx.clone();
             let hpa_watch = kube::runtime::watcher(
                 scoped::<HorizontalPodAutoscaler>(&client, namespace.as_deref()),
@@ -341,6 +346,7 @@ async fn operate(args: RunArgs) -> Result<()> {
             tasks.spawn(autoscaler::run(
                 scoped::<Autoscaler>(&client, namespace.as_deref()),
                 ctx.clone(),
+                autoscaler_source,
                 shutdown.clone(),
             ));
         }

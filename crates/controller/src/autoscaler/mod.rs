@@ -128,6 +128,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let key = format!("{namespace}/{name}");
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
     ctx.readers.pods.wait_until_ready().await;
+    ctx.readers.neighbours.wait_until_listed().await;
     // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -232,15 +233,17 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
 /// Runs the controller until `shutdown` resolves. Only spec changes (a new generation) trigger
 /// a reconcile at once; the controller's own status writes do not, and every Autoscaler is
 /// evaluated again one sync period after the last evaluation.
+/// `source` numbers the watch for the conflict checks ([`neighbours::Neighbours::source`]);
+/// the caller takes it before any reconcile can run, so that reconciles wait for its list.
 pub async fn run(
     api: Api<Autoscaler>,
     ctx: Arc<Context>,
+    source: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
     let telemetry = ctx.telemetry.clone();
     let forget = ctx.clone();
-    let source = ctx.readers.neighbours.source();
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(crate::slim::metadata)

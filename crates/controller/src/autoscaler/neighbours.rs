@@ -8,7 +8,8 @@
 //! number.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferroscale_api::{Autoscaler, CrossVersionObjectReference};
@@ -19,12 +20,17 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::core::{Expression, Selector};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tracing::warn;
 
 use crate::labels::Query;
 use crate::pod_cache::CachedPod;
 
 /// How long a ReplicaSet's owner is remembered.
 const OWNER_TTL: Duration = Duration::from_secs(300);
+
+/// How long evaluations wait, from the first, for every watch feeding the checks to list once.
+/// A watch that cannot list (no RBAC for HPAs, say) must not stop every evaluation.
+const FIRST_LIST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The group of an apiVersion (`apps/v1` → `apps`, `v1` → ``).
 fn group(api_version: Option<&str>) -> &str {
@@ -273,7 +279,13 @@ impl Selectors {
 pub struct Neighbours {
     scalers: Mutex<Scalers>,
     /// Watches feeding `scalers`, for their relists.
-    sources: std::sync::atomic::AtomicUsize,
+    sources: AtomicUsize,
+    /// The watches that have completed their first list.
+    listed: tokio::sync::watch::Sender<HashSet<usize>>,
+    /// Until when evaluations wait for the first lists; set by the first that waits.
+    first_list_deadline: OnceLock<tokio::time::Instant>,
+    /// The deadline has passed with a watch unlisted (said once).
+    gave_up_waiting: AtomicBool,
     selectors: Mutex<Selectors>,
     /// ReplicaSet uid → its controller's uid (None: it has none), and when that was read.
     replica_sets: Mutex<HashMap<String, (Option<String>, Instant)>>,
@@ -296,7 +308,33 @@ fn uid_of<K: kube::Resource>(object: &K) -> Option<String> {
 impl Neighbours {
     /// A number for a new watch that feeds [`Self::autoscaler_event`] or [`Self::hpa_event`].
     pub fn source(&self) -> usize {
-        self.sources.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.sources.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Notes a watch's first complete list.
+    fn listed(&self, source: usize, event: &watcher::Event<impl Sized>) {
+        if let watcher::Event::InitDone = event {
+            self.listed.send_if_modified(|listed| listed.insert(source));
+        }
+    }
+
+    /// Resolves once every watch from [`Self::source`] has listed once, or when the deadline
+    /// set by the first caller passes. Until then, an Autoscaler could be evaluated before the
+    /// HPA or the older Autoscaler on its target is known, and fight it.
+    pub async fn wait_until_listed(&self) {
+        let deadline = *self
+            .first_list_deadline
+            .get_or_init(|| tokio::time::Instant::now() + FIRST_LIST_DEADLINE);
+        let mut listed = self.listed.subscribe();
+        let all_listed = listed.wait_for(|listed| listed.len() >= self.sources.load(Ordering::Relaxed));
+        if tokio::time::timeout_at(deadline, all_listed).await.is_err()
+            && !self.gave_up_waiting.swap(true, Ordering::Relaxed)
+        {
+            warn!(
+                "not every Autoscaler and HorizontalPodAutoscaler watch has listed after {FIRST_LIST_DEADLINE:?}; \
+                 evaluating anyway, with conflicts checked against what is known"
+            );
+        }
     }
 
     /// One event of an Autoscaler watch (or one listed Autoscaler, as an `Apply`).
@@ -311,6 +349,7 @@ impl Neighbours {
             )
         };
         let gone = locked(&self.scalers).apply(source, event, scaler, uid_of);
+        self.listed(source, event);
         let mut selectors = locked(&self.selectors);
         for uid in &gone {
             selectors.remove(uid);
@@ -334,6 +373,7 @@ impl Neighbours {
             )
         };
         locked(&self.scalers).apply(source, event, scaler, uid_of);
+        self.listed(source, event);
     }
 
     /// Remembers an Autoscaler's target selector, for the overlap check of the others.
