@@ -64,6 +64,8 @@ impl CachedPod {
     pub fn new(pod: &Pod, pool: &mut Pool) -> Self {
         let meta = &pod.metadata;
         let mut info = PodInfo::from(pod);
+        // The name too: the index keys by it, and a pod updated later then keeps one copy.
+        pool.strings.share(&mut info.name);
         pool.containers.share(&mut info.containers);
         Self {
             info,
@@ -627,9 +629,20 @@ mod tests {
         assert!(Arc::ptr_eq(&one.owners[0].uid, &two.owners[0].uid));
         let value = |p: &CachedPod| p.labels.shared().next().map(|(_, v)| v.clone()).unwrap();
         assert!(Arc::ptr_eq(&value(&one), &value(&two)));
-        let index = cache.read();
-        let (key, _) = index.namespaces["a"].pods.get_key_value("web-1").unwrap();
-        assert!(Arc::ptr_eq(key, &one.info.name), "the index keys by the pod's own name");
+        let keyed_by_its_name = |cache: &PodCache| {
+            let pod = cache.get("a", "web-1").unwrap();
+            let index = cache.read();
+            let (key, _) = index.namespaces["a"].pods.get_key_value("web-1").unwrap();
+            Arc::ptr_eq(key, &pod.info.name)
+        };
+        assert!(keyed_by_its_name(&cache), "the index keys by the pod's own name");
+        let mut updated = pod("web-1");
+        updated.status = Some(Default::default());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(cache.apply(0, Event::Apply(updated)));
+        assert!(keyed_by_its_name(&cache), "and still does once the pod is updated");
     }
 
     #[tokio::test]
