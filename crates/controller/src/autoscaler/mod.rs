@@ -233,6 +233,7 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
 /// Runs the controller until `shutdown` resolves. Only spec changes (a new generation) trigger
 /// a reconcile at once; the controller's own status writes do not, and every Autoscaler is
 /// evaluated again one sync period after the last evaluation.
+///
 /// `source` numbers the watch for the conflict checks ([`neighbours::Neighbours::source`]);
 /// the caller takes it before any reconcile can run, so that reconciles wait for its list.
 pub async fn run(
