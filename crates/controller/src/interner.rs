@@ -36,19 +36,27 @@ where
             return shared.clone();
         }
         let shared: Arc<T> = Arc::from(value);
-        self.values.insert(shared.clone());
+        self.insert(shared.clone());
+        shared
+    }
+
+    /// Replaces `value` with the shared copy of what it holds; a value not yet known becomes
+    /// the shared copy itself.
+    pub fn share(&mut self, value: &mut Arc<T>) {
+        match self.values.get(&**value) {
+            Some(shared) => *value = shared.clone(),
+            None => self.insert(value.clone()),
+        }
+    }
+
+    fn insert(&mut self, value: Arc<T>) {
+        self.values.insert(value);
         // Values whose pods are gone stay until the set has doubled since the last sweep: the
         // sweeps cost O(1) per insert overall, and what is kept stays at most twice what is used.
         if self.values.len() >= MIN_SWEEP.max(2 * self.kept) {
             self.values.retain(|v| Arc::strong_count(v) > 1);
             self.kept = self.values.len();
         }
-        shared
-    }
-
-    /// Replaces `value` with the shared copy of what it holds.
-    pub fn share(&mut self, value: &mut Arc<T>) {
-        *value = self.get(value);
     }
 
     #[cfg(test)]
@@ -72,6 +80,11 @@ mod tests {
         let d = lists.get(&[1, 2]);
         lists.share(&mut c);
         assert!(Arc::ptr_eq(&c, &d));
+        let first: Arc<[u32]> = Arc::from(vec![3]);
+        let mut e = first.clone();
+        lists.share(&mut e);
+        assert!(Arc::ptr_eq(&e, &first), "a new value is kept, not copied");
+        assert!(Arc::ptr_eq(&lists.get(&[3]), &first));
     }
 
     #[test]
