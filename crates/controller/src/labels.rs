@@ -76,6 +76,15 @@ impl Query {
             _ => None,
         })
     }
+
+    /// A label every pod the query matches must carry (a requirement with one value), to
+    /// index the query by.
+    pub fn required_label(&self) -> Option<(&str, &str)> {
+        self.required().find_map(|(key, values)| match values[..] {
+            [value] => Some((key, value)),
+            _ => None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use ferroscale_autoscaler::hold::Conflict;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::core::{Expression, Selector};
+use kube::core::Selector;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
@@ -190,15 +190,6 @@ struct Remembered {
     /// The label it is indexed under: one that every pod it selects carries (None: no such
     /// label, so it is checked against every Autoscaler of the namespace).
     key: Option<(String, String)>,
-}
-
-/// A label every pod the selector matches must carry, to index it by.
-fn required_label(selector: &Selector) -> Option<(String, String)> {
-    selector.clone().into_iter().find_map(|e| match e {
-        Expression::Equal(k, v) => Some((k, v)),
-        Expression::In(k, values) if values.len() == 1 => values.into_iter().next().map(|v| (k, v)),
-        _ => None,
-    })
 }
 
 /// Target selectors by uid, and indexed by namespace and required label.
@@ -391,13 +382,14 @@ impl Neighbours {
         {
             return;
         }
+        let query = Query::new(selector);
         let remembered = Remembered {
             namespace,
             name: autoscaler.name_any(),
             target,
-            key: required_label(selector),
+            key: query.required_label().map(|(k, v)| (k.to_string(), v.to_string())),
             selector: selector.clone(),
-            query: Query::new(selector),
+            query,
         };
         selectors.insert(uid, remembered);
     }
@@ -555,12 +547,15 @@ mod tests {
 
     #[test]
     fn selectors_are_indexed_by_a_label_they_require() {
-        let parse = |s: &str| ferroscale_autoscaler::selector::parse(s).unwrap();
+        let required_label = |s: &str| {
+            let query = Query::new(&ferroscale_autoscaler::selector::parse(s).unwrap());
+            query.required_label().map(|(k, v)| (k.to_string(), v.to_string()))
+        };
         assert_eq!(
-            required_label(&parse("tier in (front),app=web")),
+            required_label("tier in (front),app=web"),
             Some(("tier".into(), "front".into()))
         );
-        assert_eq!(required_label(&parse("tier in (front,back)")), None);
-        assert_eq!(required_label(&parse("!canary")), None);
+        assert_eq!(required_label("tier in (front,back)"), None);
+        assert_eq!(required_label("!canary"), None);
     }
 }
