@@ -31,15 +31,7 @@ fn root() -> PathBuf {
 }
 
 fn yaml_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.to_string_lossy().ends_with(suffix) {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    files::files_ending(dir, suffix).with_context(|| format!("reading {}", dir.display()))
 }
 
 fn read_yaml(path: &Path) -> Result<Value> {
@@ -205,6 +197,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Creates, as `shape` makes them, the HPAs of `files` that this server can hold, and
+    /// returns those files; the others are named as skipped.
+    async fn create_fixtures(
+        &self,
+        namespace: &str,
+        files: Vec<PathBuf>,
+        shape: impl Fn(Value) -> Value,
+    ) -> Result<Vec<PathBuf>> {
+        let mut created = Vec::new();
+        for file in files {
+            let hpa = read_yaml(&file)?;
+            if !self.can_hold(&hpa) {
+                println!(
+                    "Kubernetes {}: {} skipped, no ContainerResource metrics",
+                    self.version,
+                    file.display()
+                );
+                continue;
+            }
+            self.create(namespace, shape(hpa)).await?;
+            created.push(file);
+        }
+        Ok(created)
+    }
+
     /// The server's view of every HPA of `namespace`, in the version migrate reads.
     async fn hpas(&self, namespace: &str) -> Result<Vec<DynamicObject>> {
         let api =
@@ -237,20 +254,11 @@ async fn migrate_turns_the_clusters_hpas_into_equal_valid_autoscalers() -> Resul
     };
     install_crds(&c.client).await?;
     let ns = TestNamespace::create(&c.client, &c.kubeconfig, "ferroscale-e2e-migrate").await?;
-    let mut created = 0;
-    for file in yaml_files(&root().join("crates/api/tests/hpa"), ".yaml")? {
-        let hpa = read_yaml(&file)?;
-        if !c.can_hold(&hpa) {
-            println!(
-                "Kubernetes {}: {} skipped, no ContainerResource metrics",
-                c.version,
-                file.display()
-            );
-            continue;
-        }
-        c.create(&ns.name, c.for_server(hpa)).await?;
-        created += 1;
-    }
+    let fixtures = yaml_files(&root().join("crates/api/tests/hpa"), ".yaml")?;
+    let created = c
+        .create_fixtures(&ns.name, fixtures, |hpa| c.for_server(hpa))
+        .await?
+        .len();
     assert!(created >= 6, "only {created} fixtures created");
 
     let (stdout, documents, stderr) = migrated(&c.kubeconfig, &["-n", &ns.name])?;
@@ -311,20 +319,8 @@ async fn hpas_created_as_v1_migrate_as_their_files_do() -> Result<()> {
         return Ok(());
     };
     let ns = TestNamespace::create(&c.client, &c.kubeconfig, "ferroscale-e2e-migrate-v1").await?;
-    let mut files = Vec::new();
-    for file in yaml_files(&root().join("crates/ferroscale/tests/migrate"), ".v1.yaml")? {
-        let hpa = read_yaml(&file)?;
-        if !c.can_hold(&hpa) {
-            println!(
-                "Kubernetes {}: {} skipped, no ContainerResource metrics",
-                c.version,
-                file.display()
-            );
-            continue;
-        }
-        c.create(&ns.name, hpa).await?;
-        files.push(file);
-    }
+    let fixtures = yaml_files(&root().join("crates/ferroscale/tests/migrate"), ".v1.yaml")?;
+    let files = c.create_fixtures(&ns.name, fixtures, |hpa| hpa).await?;
     assert!(files.len() >= 3, "only {} v1 fixtures created", files.len());
     let paths: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
     let (_, from_files, _) = migrated(&c.kubeconfig, &paths)?;

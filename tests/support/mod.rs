@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod files;
 pub mod prometheus;
 
 use anyhow::{Context, Result, bail};

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+#[path = "../../../tests/support/files.rs"]
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -93,11 +96,7 @@ fn the_built_in_scenario_shows_what_it_promises() {
 fn every_example_scenario_runs_and_plots() {
     let dir = std::env::temp_dir().join(format!("ferroscale-simulate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(examples()).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.to_str().unwrap().ends_with(".yaml") {
-            continue;
-        }
+    for path in files::files_ending(&examples(), ".yaml").unwrap() {
         let svg = dir.join(path.with_extension("svg").file_name().unwrap());
         let out = ferroscale(&[
             "simulate",
