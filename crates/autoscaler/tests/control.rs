@@ -151,3 +151,29 @@ fn each_autoscaler_may_set_its_own_sync_period() {
     spec.sync_period_seconds = Some(5);
     assert_eq!(sync_period(&spec, &settings), Duration::from_secs(5));
 }
+
+#[test]
+fn lifting_paused_replicas_clears_it_so_the_same_count_acts_again() {
+    // 3 → 1 by annotation; the annotation goes and the metric decides (→ 6); the same
+    // annotation set again must set 1 again, not find it "already done" in status.
+    let paused = [("ferroscale.dev/paused-replicas", "1")];
+    let first = decide_with(&busy(), &paused, None);
+    assert_eq!((first.rescale, first.desired_replicas), (true, 1));
+
+    let mut resumed = busy();
+    resumed.status = Some(first.status.clone());
+    resumed.scale.spec_replicas = 1;
+    let resumed_decision = decide_with(&resumed, &[], None);
+    assert_eq!(
+        resumed_decision.status.paused_replicas, None,
+        "no annotation: nothing paused left in status"
+    );
+    assert!(resumed_decision.rescale);
+
+    let mut again = busy();
+    again.status = Some(resumed_decision.status.clone());
+    again.scale.spec_replicas = resumed_decision.desired_replicas;
+    let d = decide_with(&again, &paused, None);
+    assert_eq!((d.rescale, d.desired_replicas), (true, 1), "the second pause acts");
+    assert_eq!(d.status.paused_replicas, Some(1));
+}

@@ -334,3 +334,40 @@ fn without_a_fallback_a_failure_never_scales_down() {
         "no fallback configured, no condition"
     );
 }
+
+#[test]
+fn a_second_outage_counts_its_failure_duration_from_its_own_start() {
+    // An outage long enough for the fallback, a recovery, then a new outage: the new one is
+    // dated at its own start, so its fallback waits the whole failure duration again.
+    let case = |values: Vec<Gathered>, status: &ferroscale_api::AutoscalerStatus| {
+        let mut c = Case::new(
+            spec(Some(1), 20, vec![queue_metric(None, Some(7))]),
+            5,
+            pods(5, 100),
+            values,
+        )
+        .with_behavior(scale_down(0, 100));
+        c.status = Some(status.clone());
+        c
+    };
+    let outage = Case::new(
+        spec(Some(1), 20, vec![queue_metric(None, Some(7))]),
+        5,
+        pods(5, 100),
+        vec![Err("down".into())],
+    )
+    .with_status(|s| s.metric_failures = Some(failing_since(400)))
+    .decide();
+    assert_eq!((outage.desired_replicas, outage.rescale), (7, true));
+
+    let recovered = case(vec![queue(20)], &outage.status).decide();
+    assert_eq!(
+        recovered.status.metric_failures, None,
+        "the first good read clears the failure"
+    );
+
+    let second = case(vec![Err("down again".into())], &recovered.status).decide();
+    assert_eq!(second.status.metric_failures, Some(failing_since(0)));
+    assert!(!second.rescale, "the fallback waits for its failure duration");
+    assert_ne!(condition(&second, "FallbackActive").map(|c| c.0), Some("True".into()));
+}

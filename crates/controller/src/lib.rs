@@ -11,4 +11,5 @@ pub mod pod_cache;
 pub mod podset;
 pub mod rbac;
 pub mod slim;
+pub mod status_patch;
 pub mod telemetry;

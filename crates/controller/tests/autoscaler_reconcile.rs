@@ -80,17 +80,22 @@ fn pod(i: usize) -> Pod {
 }
 
 fn scale_json(replicas: i32) -> Value {
-    json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "ns"},
+    json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+           "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "12"},
            "spec": {"replicas": replicas}, "status": {"replicas": replicas, "selector": "app=web"}})
 }
 
 /// A cluster serving apps/v1 Deployments with a scale subresource; `refuse_scale` answers the
 /// scale update with a conflict.
 fn api(refuse_scale: bool) -> (kube::Client, Log) {
-    fake_api(move |method, path, body| {
-        if let Some(answer) = events_route(method, path, body) {
-            return answer;
-        }
+    fake_api(move |method, path, body| route(refuse_scale, method, path, body))
+}
+
+fn route(refuse_scale: bool, method: &str, path: &str, body: &Value) -> Answer {
+    if let Some(answer) = events_route(method, path, body) {
+        return answer;
+    }
+    {
         match (method, path) {
             ("GET", "/apis/apps/v1") => (
                 200,
@@ -114,7 +119,25 @@ fn api(refuse_scale: bool) -> (kube::Client, Log) {
             }
             _ => status_error(404, "NotFound", "no route"),
         }
-    })
+    }
+}
+
+/// Like [`api`], but the status write is refused with a conflict the first `conflicts` times,
+/// and the Autoscaler then reads back as `current` (at resourceVersion 8).
+fn api_with_status_conflict(conflicts: usize, current: Autoscaler) -> (kube::Client, Log) {
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let mut current = serde_json::to_value(current).unwrap();
+    current["metadata"]["resourceVersion"] = json!("8");
+    let (client, log) = fake_api(move |method, path, body| match (method, path) {
+        ("PATCH", "/apis/ferroscale.dev/v1alpha1/namespaces/ns/autoscalers/web/status")
+            if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < conflicts =>
+        {
+            status_error(409, "Conflict", "the object has been modified")
+        }
+        ("GET", "/apis/ferroscale.dev/v1alpha1/namespaces/ns/autoscalers/web/status") => (200, current.clone()),
+        _ => route(false, method, path, body),
+    });
+    (client, log)
 }
 
 fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
@@ -141,8 +164,9 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
     })
 }
 
+/// The status the last status write set.
 fn status_of(log: &Log) -> Value {
-    log.find("PATCH", "/autoscalers/web/status").last().unwrap().body["status"].clone()
+    status_set(log.find("PATCH", "/autoscalers/web/status").last().unwrap())
 }
 
 fn condition(status: &Value, type_: &str) -> (String, String) {
@@ -197,8 +221,8 @@ async fn scales_the_target_through_its_scale_subresource() {
     );
     assert_eq!(
         log.find("PATCH", "/deployments/web/scale")[0].body,
-        json!({"spec": {"replicas": 6}}),
-        "9 proposed, doubled at most"
+        json!({"metadata": {"resourceVersion": "12"}, "spec": {"replicas": 6}}),
+        "9 proposed, doubled at most, on the scale read"
     );
     let status = status_of(&log);
     assert_eq!(
@@ -366,4 +390,113 @@ async fn each_autoscaler_is_requeued_after_its_own_sync_period() {
         action,
         kube::runtime::controller::Action::requeue(Duration::from_secs(5))
     );
+}
+
+/// The operations of the last status write other than setting `/status`.
+fn preconditions(log: &Log) -> Vec<Value> {
+    let write = log.find("PATCH", "/autoscalers/web/status").last().unwrap().clone();
+    write
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["path"] != "/status")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn fields_the_core_cleared_leave_the_server_and_the_write_is_on_the_version_read() {
+    // A recovered metric and a lifted pause: status must lose metricFailures and
+    // pausedReplicas, which a merge patch would have kept.
+    let mut object = autoscaler("web", 1);
+    let status = object.status.as_mut().unwrap();
+    status.paused_replicas = Some(1);
+    status.metric_failures = Some(vec![ferroscale_api::MetricFailure {
+        index: 0,
+        since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    }]);
+    let (client, log) = api(false);
+    reconcile(Arc::new(object), context(client, FakeMetrics(Ok(vec![300, 300, 300]))))
+        .await
+        .unwrap();
+    let status = status_of(&log);
+    assert!(status.get("pausedReplicas").is_none(), "{status}");
+    assert!(status.get("metricFailures").is_none(), "{status}");
+    assert_eq!(
+        preconditions(&log),
+        vec![json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "7"})]
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_from_a_change_outside_status_writes_again_on_the_new_version() {
+    let unchanged = autoscaler("web", 1);
+    let (client, log) = api_with_status_conflict(1, unchanged.clone());
+    reconcile(
+        Arc::new(unchanged),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.find("PATCH", "/autoscalers/web/status").len(), 2);
+    assert_eq!(
+        preconditions(&log),
+        vec![json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "8"})]
+    );
+}
+
+#[tokio::test]
+async fn a_status_someone_else_wrote_since_the_read_drops_the_decision() {
+    let mut newer = autoscaler("web", 1);
+    newer.status.as_mut().unwrap().desired_replicas = 8;
+    let (client, log) = api_with_status_conflict(1, newer);
+    let result = reconcile(
+        Arc::new(autoscaler("web", 1)),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(ferroscale_controller::autoscaler::Error::StaleStatus(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        log.find("PATCH", "/autoscalers/web/status").len(),
+        1,
+        "the newer status is not overwritten"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_count_changed_since_the_read_is_not_overwritten() {
+    // The scale write conflicts and the scale now says 5: the decision made from 3 is dropped.
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let (client, log) = fake_api(move |method, path, body| match (method, path) {
+        ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale") => {
+            status_error(409, "Conflict", "the object has been modified")
+        }
+        ("GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale") => {
+            let first = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            (200, scale_json(if first { 3 } else { 5 }))
+        }
+        _ => route(false, method, path, body),
+    });
+    reconcile(
+        Arc::new(autoscaler("web", 1)),
+        context(client, FakeMetrics(Ok(vec![900, 900, 900]))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.find("PATCH", "/scale").len(), 1, "no second write");
+    let status = status_of(&log);
+    let (state, _) = condition(&status, "AbleToScale");
+    assert_eq!(state, "False");
+    let message = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "AbleToScale")
+        .unwrap()["message"]
+        .to_string();
+    assert!(message.contains("changed from 3 to 5"), "{message}");
 }

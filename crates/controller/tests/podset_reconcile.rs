@@ -109,7 +109,7 @@ async fn creates_missing_pods_once_and_reports_status() {
     assert_eq!(meta["ownerReferences"][0]["uid"], "uid-web");
     assert_eq!(meta["ownerReferences"][0]["controller"], true);
 
-    let status = &log.find("PATCH", "/podsets/web/status")[0].body["status"];
+    let status = &status_set(&log.find("PATCH", "/podsets/web/status")[0]);
     assert_eq!(status["replicas"], 1, "counts what the cache shows");
     assert_eq!(status["readyReplicas"], 1);
     assert_eq!(status["selector"], "app=web");
@@ -155,7 +155,7 @@ async fn a_selector_missing_the_template_creates_nothing() {
     let ctx = context(client, vec![]);
     reconcile(Arc::new(podset(3, "api")), ctx).await.unwrap();
     assert!(log.find("POST", "/api/v1/namespaces/ns/pods").is_empty());
-    let status = &log.find("PATCH", "/podsets/web/status")[0].body["status"];
+    let status = &status_set(&log.find("PATCH", "/podsets/web/status")[0]);
     let failure = status["conditions"]
         .as_array()
         .unwrap()
@@ -184,7 +184,7 @@ async fn refused_creation_is_reported_and_retried() {
         1,
         "stops at the first refusal"
     );
-    let status = &log.find("PATCH", "/podsets/web/status")[0].body["status"];
+    let status = &status_set(&log.find("PATCH", "/podsets/web/status")[0]);
     let failure = status["conditions"]
         .as_array()
         .unwrap()

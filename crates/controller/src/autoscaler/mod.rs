@@ -15,16 +15,16 @@ use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::{Decision, Settings, decide, effective_metrics};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
+use crate::status_patch;
 use crate::telemetry::Telemetry;
 use observe::{Observed, Readers, invalid_spec_input, observe};
 
@@ -35,6 +35,9 @@ pub enum Error {
     NoNamespace(String),
     #[error("writing the status of {0} failed: {1}")]
     Status(String, #[source] kube::Error),
+    /// Someone else wrote the status since it was read: this decision was made from stale data.
+    #[error("the status of {0} changed since it was read; the decision is dropped and made again")]
+    StaleStatus(String),
 }
 
 impl Error {
@@ -43,6 +46,7 @@ impl Error {
         match self {
             Self::NoNamespace(_) => "invalid",
             Self::Status(..) => "status",
+            Self::StaleStatus(..) => "conflict",
         }
     }
 }
@@ -68,18 +72,34 @@ pub struct Memory {
     /// When the current recommendation in status was last made: a steady Autoscaler's status
     /// does not change, so it does not say.
     recommendation: Option<Remembered>,
-    /// The status last written, with the resourceVersion of the object it was computed from.
-    /// While the cache still shows that version, the write is not visible there yet, and
-    /// deciding from the cached status would lose the history just written.
-    written: Option<(String, AutoscalerStatus)>,
+    /// The status last written. While the cache still shows the version it was computed from,
+    /// the write is not visible there yet, and deciding from the cached status would lose the
+    /// history just written.
+    written: Option<Written>,
+}
+
+/// A status write that landed.
+#[derive(Debug, Clone)]
+struct Written {
+    /// The resourceVersion of the object the status was computed from.
+    read: String,
+    status: AutoscalerStatus,
+    /// The resourceVersion the write produced: the next write is conditional on it.
+    version: Option<String>,
 }
 
 impl Memory {
-    /// The status to decide from: the one last written while the cache lags behind it.
-    fn status<'a>(&'a self, autoscaler: &'a Autoscaler) -> Option<&'a AutoscalerStatus> {
+    /// The status to decide from, and the resourceVersion a write of the next status is
+    /// conditional on: the one last written while the cache lags behind it.
+    fn status<'a>(&'a self, autoscaler: &'a Autoscaler) -> (Option<&'a AutoscalerStatus>, Option<&'a str>) {
         match &self.written {
-            Some((read, status)) if autoscaler.metadata.resource_version.as_ref() == Some(read) => Some(status),
-            _ => autoscaler.status.as_ref(),
+            Some(written) if autoscaler.metadata.resource_version.as_ref() == Some(&written.read) => {
+                (Some(&written.status), written.version.as_deref())
+            }
+            _ => (
+                autoscaler.status.as_ref(),
+                autoscaler.metadata.resource_version.as_deref(),
+            ),
         }
     }
 }
@@ -97,24 +117,49 @@ impl Context {
         self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes `status` unless it is what `previous` already says, and remembers it.
+    /// Writes `status` whole unless it is what `previous` already says, and remembers it.
+    /// The write is conditional on `version`, the resourceVersion `previous` was read at. When
+    /// the object changed since but its status did not (a label, an annotation, the spec), the
+    /// write goes through on the new version; when the status changed, someone else wrote it
+    /// and this decision is dropped.
     async fn write_status(
         &self,
         autoscaler: &Autoscaler,
         previous: Option<&AutoscalerStatus>,
+        version: Option<&str>,
         status: &AutoscalerStatus,
     ) -> Result<(), Error> {
         if previous == Some(status) {
             return Ok(());
         }
+        let name = autoscaler.name_any();
         let api: Api<Autoscaler> =
             Api::namespaced(self.readers.client.clone(), &autoscaler.namespace().unwrap_or_default());
-        let patch = json!({"status": status});
-        api.patch_status(&autoscaler.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| Error::Status(autoscaler.name_any(), e))?;
+        let patch = |version: Option<&str>| {
+            status_patch::replace(status, version).map_err(|e| Error::Status(name.clone(), kube::Error::SerdeError(e)))
+        };
+        let written = match api.patch_status(&name, &PatchParams::default(), &patch(version)?).await {
+            Err(error) if status_patch::is_conflict(&error) => {
+                let current = api
+                    .get_status(&name)
+                    .await
+                    .map_err(|e| Error::Status(name.clone(), e))?;
+                if current.status.as_ref() != previous {
+                    return Err(Error::StaleStatus(name));
+                }
+                let current_version = current.resource_version();
+                api.patch_status(&name, &PatchParams::default(), &patch(current_version.as_deref())?)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| Error::Status(name.clone(), e))?;
         if let (Some(uid), Some(read)) = (autoscaler.uid(), autoscaler.resource_version()) {
-            self.memory().entry(uid).or_default().written = Some((read, status.clone()));
+            self.memory().entry(uid).or_default().written = Some(Written {
+                read,
+                status: status.clone(),
+                version: written.resource_version(),
+            });
         }
         Ok(())
     }
@@ -141,13 +186,13 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         if memory
             .written
             .as_ref()
-            .is_some_and(|(read, _)| autoscaler.metadata.resource_version.as_ref() != Some(read))
+            .is_some_and(|w| autoscaler.metadata.resource_version.as_ref() != Some(&w.read))
         {
             memory.written = None;
         }
         memory.clone()
     };
-    let previous = memory.status(&autoscaler);
+    let (previous, version) = memory.status(&autoscaler);
     let observation = match observe(&ctx.readers, &autoscaler, previous).await {
         // An invalid spec is the core's first gate: the decision says why and scales nothing.
         Observed::InvalidSpec => {
@@ -155,7 +200,8 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             for event in &decision.events {
                 publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
             }
-            ctx.write_status(&autoscaler, previous, &decision.status).await?;
+            ctx.write_status(&autoscaler, previous, version, &decision.status)
+                .await?;
             return Ok(Action::await_change());
         }
         Observed::NoScale(error) => {
@@ -164,6 +210,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             ctx.write_status(
                 &autoscaler,
                 previous,
+                version,
                 &failed_get_scale(&autoscaler.spec, previous, generation, &error, now),
             )
             .await?;
@@ -184,7 +231,12 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         match ctx
             .readers
             .targets
-            .set_replicas(&namespace, &autoscaler.spec.scale_target_ref, decision.desired_replicas)
+            .set_replicas(
+                &namespace,
+                &autoscaler.spec.scale_target_ref,
+                &observation.scale_object,
+                decision.desired_replicas,
+            )
             .await
         {
             Ok(()) => info!(
@@ -203,7 +255,8 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     for event in &decision.events {
         publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
     }
-    ctx.write_status(&autoscaler, previous, &decision.status).await?;
+    ctx.write_status(&autoscaler, previous, version, &decision.status)
+        .await?;
     ctx.backoff.reset(&key);
     Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)))
 }
@@ -215,7 +268,9 @@ async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: 
         .await;
 }
 
-/// Failed status writes back off per Autoscaler; conditions carry every other failure.
+/// Failed status writes back off per Autoscaler, never longer than its sync period, so that
+/// an Autoscaler is evaluated again within one period of the API server coming back;
+/// conditions carry every other failure.
 pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = format!(
         "{}/{}",
@@ -226,7 +281,7 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
     ctx.telemetry.reconcile_failed("autoscaler", error.category());
     match error {
         Error::NoNamespace(_) => Action::await_change(),
-        _ => Action::requeue(ctx.backoff.next(&key)),
+        _ => Action::requeue(ctx.backoff.next(&key).min(sync_period(&autoscaler.spec, &ctx.settings))),
     }
 }
 

@@ -71,19 +71,54 @@ impl Targets {
         self.client.request::<Scale>(request).await.map_err(api_error)
     }
 
-    /// Sets the target's replica count through `scale`.
+    /// Sets the target's replica count through `scale`, conditional on the scale `read`: as
+    /// upstream's update carries the resourceVersion it read, a count decided from a replica
+    /// count someone has changed since is refused. A change elsewhere in the target (its status,
+    /// a label) leaves the decision standing: the write is made again on the new version.
     pub async fn set_replicas(
         &self,
         namespace: &str,
         reference: &CrossVersionObjectReference,
+        read: &Scale,
         replicas: i32,
     ) -> Result<(), String> {
         let resource = self.resolve(reference).await?;
-        let patch = json!({"spec": {"replicas": replicas}});
-        self.api(namespace, &resource)
-            .patch_scale(&reference.name, &PatchParams::default(), &Patch::Merge(&patch))
+        let api = self.api(namespace, &resource);
+        let patch = |version: Option<&String>| match version {
+            Some(version) => json!({"metadata": {"resourceVersion": version}, "spec": {"replicas": replicas}}),
+            None => json!({"spec": {"replicas": replicas}}),
+        };
+        let decided_from = read.spec.as_ref().and_then(|s| s.replicas);
+        match api
+            .patch_scale(
+                &reference.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch(read.metadata.resource_version.as_ref())),
+            )
             .await
-            .map_err(api_error)?;
+        {
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let current = api.get_scale(&reference.name).await.map_err(api_error)?;
+                let now = current.spec.as_ref().and_then(|s| s.replicas);
+                if now != decided_from {
+                    return Err(format!(
+                        "the target's replica count changed from {} to {} since it was read; the decision is made again",
+                        decided_from.unwrap_or_default(),
+                        now.unwrap_or_default()
+                    ));
+                }
+                api.patch_scale(
+                    &reference.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch(current.metadata.resource_version.as_ref())),
+                )
+                .await
+                .map_err(api_error)?;
+            }
+            other => {
+                other.map_err(api_error)?;
+            }
+        }
         Ok(())
     }
 }

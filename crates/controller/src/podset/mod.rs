@@ -27,6 +27,7 @@ use tracing::{info, instrument, warn};
 use crate::backoff::Backoff;
 use crate::conditions::set_condition;
 use crate::pod_cache::{Changed, PodCache};
+use crate::status_patch;
 use crate::telemetry::Telemetry;
 use expectations::{Expectations, Seen};
 use plan::{InvalidSpec, Plan, plan};
@@ -255,8 +256,9 @@ async fn write_status(ctx: &Context, podset: &PodSet, status: PodSetStatus) -> R
         return Ok(());
     }
     let api: Api<PodSet> = Api::namespaced(ctx.client.clone(), &podset.namespace().unwrap_or_default());
-    let patch = json!({"status": status});
-    api.patch_status(&podset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+    let patch = status_patch::replace(&status, None)
+        .map_err(|e| Error::Status(podset.name_any(), kube::Error::SerdeError(e)))?;
+    api.patch_status(&podset.name_any(), &PatchParams::default(), &patch)
         .await
         .map_err(|e| Error::Status(podset.name_any(), e))?;
     Ok(())

@@ -103,3 +103,14 @@ pub fn fake_api(route: impl Fn(&str, &str, &Value) -> Answer + Send + Sync + 'st
 pub fn events_route(method: &str, path: &str, body: &Value) -> Option<Answer> {
     (path.contains("/events") && method == "POST").then(|| (201, body.clone()))
 }
+
+/// The status a status write sets: its body is a JSON patch that replaces `/status` whole.
+pub fn status_set(write: &Recorded) -> Value {
+    let operations = write.body.as_array().expect("a JSON patch");
+    let set = operations
+        .iter()
+        .find(|op| op["path"] == "/status")
+        .expect("an operation on /status");
+    assert_eq!(set["op"], "add", "the status is replaced, not merged");
+    set["value"].clone()
+}
