@@ -129,6 +129,7 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
             "prometheus.readSecrets=true",
             "watchNamespaces={shop,web}",
             "prometheus.url=http://prom:9090",
+            "prometheus.allowedUrls={http://thanos:9090/tenant-a,https://prom.other:9090}",
         ],
         &["leaderElection.enabled=false", "replicaCount=1"],
     ];
@@ -162,7 +163,16 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
                     assert_eq!(security.read_only_root_filesystem, Some(true));
                     assert_eq!(security.allow_privilege_escalation, Some(false));
                     assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
-                    for arg in container.args.clone().unwrap_or_default().iter().skip(1) {
+                    let args = container.args.clone().unwrap_or_default();
+                    if values.iter().any(|v| v.starts_with("prometheus.allowedUrls")) {
+                        assert!(
+                            args.contains(
+                                &"--prometheus-allowed-urls=http://thanos:9090/tenant-a,https://prom.other:9090".into()
+                            ),
+                            "{args:?}"
+                        );
+                    }
+                    for arg in args.iter().skip(1) {
                         let flag = arg.split('=').next().unwrap();
                         assert!(
                             run_help.contains(&format!("{flag} ")) || run_help.contains(&format!("{flag}\n")),

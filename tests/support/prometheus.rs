@@ -41,6 +41,21 @@ pub fn prometheus_installed() -> bool {
 
 /// Serves `respond(request)` as an HTTP 200 on a local port; None accepts and never answers.
 pub async fn serve(respond: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> u16 {
+    serve_raw(move |request| {
+        respond(request).map(|body| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        })
+    })
+    .await
+}
+
+/// Serves `respond(request)`, a whole HTTP response as bytes, on a local port; None accepts
+/// and never answers.
+pub async fn serve_raw(respond: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let respond = Arc::new(respond);
@@ -54,15 +69,11 @@ pub async fn serve(respond: impl Fn(&str) -> Option<String> + Send + Sync + 'sta
                 let mut buf = vec![0u8; 8192];
                 let n = stream.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                let Some(body) = respond(&request) else {
+                let Some(response) = respond(&request) else {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     return;
                 };
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.write_all(&response).await;
             });
         }
     });

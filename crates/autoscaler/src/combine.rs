@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use crate::conditions::{self, SCALING_ACTIVE};
 use crate::decision::{Decision, Event};
 use crate::metric::MetricOutcome;
+use crate::samples::FORBIDDEN_METRIC_SOURCE;
 
 /// The maximum over valid metrics, with the HPA's rule for invalid ones: they are ignored when
 /// the valid ones propose a scale-up (or no change), and block everything otherwise.
@@ -69,6 +70,12 @@ pub fn combine(
 }
 
 pub fn reason_of(m: &MetricOutcome) -> &'static str {
+    if m.error
+        .as_deref()
+        .is_some_and(|e| e.starts_with(FORBIDDEN_METRIC_SOURCE))
+    {
+        return FORBIDDEN_METRIC_SOURCE;
+    }
     match m.source {
         Some(MetricSourceType::Resource) | None => "FailedGetResourceMetric",
         Some(MetricSourceType::ContainerResource) => "FailedGetContainerResourceMetric",

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::calculate::{self, Context, Proposal};
 use crate::decision::Scale;
-use crate::samples::{Gathered, MetricValues};
+use crate::samples::{FORBIDDEN_METRIC_SOURCE, Gathered, MetricValues};
 
 /// One metric's part in the decision.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -275,6 +275,8 @@ pub fn compute_metric(ctx: &Context, spec: &MetricSpec, scale: &Scale, gathered:
                 let value = match gathered {
                     Ok(MetricValues::Prometheus(v)) => *v,
                     Ok(_) => return Err("internal error: gathered values are not a Prometheus result".into()),
+                    // A refused address was never queried: said as it is.
+                    Err(e) if e.starts_with(FORBIDDEN_METRIC_SOURCE) => return Err(e.clone()),
                     Err(e) => return Err(format!("unable to query Prometheus: {e}")),
                 };
                 let (p, current) = whole_or_average(ctx, scale, &prometheus.target, value, TargetChoice::AverageFirst)?;

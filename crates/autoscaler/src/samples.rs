@@ -32,6 +32,10 @@ pub enum MetricValues {
 /// A metric's values, or why they could not be fetched (the HPA's `FailedGet*Metric`).
 pub type Gathered = Result<MetricValues, String>;
 
+/// How the error of a metric whose source the operator refuses to query begins (an address
+/// outside its allowed servers); its reason is `ForbiddenMetricSource`, not `FailedGet*`.
+pub const FORBIDDEN_METRIC_SOURCE: &str = "ForbiddenMetricSource";
+
 /// Resource usage of one container, in milli-units per resource name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerUsage {

@@ -177,3 +177,30 @@ fn lifting_paused_replicas_clears_it_so_the_same_count_acts_again() {
     assert_eq!((d.rescale, d.desired_replicas), (true, 1), "the second pause acts");
     assert_eq!(d.status.paused_replicas, Some(1));
 }
+
+#[test]
+fn a_refused_metric_source_is_named_as_forbidden() {
+    let case = Case::new(
+        spec(
+            Some(1),
+            20,
+            vec![prometheus(ferroscale_api::MetricTargetType::Value, "1")],
+        ),
+        3,
+        pods(3, 100),
+        vec![Err(format!(
+            "{}: prometheus.serverAddress \"http://169.254.169.254\" is not among the Prometheus servers",
+            ferroscale_autoscaler::samples::FORBIDDEN_METRIC_SOURCE
+        ))],
+    );
+    let d = decide_with(&case, &[], None);
+    assert!(!d.rescale);
+    let (status, reason, message) = scaling_active(&d);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "ForbiddenMetricSource"));
+    assert!(message.contains("prometheus.serverAddress"), "{message}");
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.reason == "ForbiddenMetricSource" && e.warning)
+    );
+}

@@ -59,6 +59,16 @@ pub struct SourceArgs {
     /// Prometheus for Prometheus metrics that name no serverAddress (e.g. http://prometheus.monitoring:9090).
     #[arg(long, value_name = "URL", env = "FERROSCALE_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// Other Prometheus servers Autoscalers may name in serverAddress, comma-separated base
+    /// URLs matched exactly (scheme, host, port, path). Any other address is refused before a
+    /// request is sent (ScalingActive=False, ForbiddenMetricSource).
+    #[arg(
+        long,
+        value_name = "URL,...",
+        value_delimiter = ',',
+        env = "FERROSCALE_PROMETHEUS_ALLOWED_URLS"
+    )]
+    pub prometheus_allowed_urls: Vec<String>,
     /// How long a request to metrics.k8s.io, custom.metrics.k8s.io or external.metrics.k8s.io
     /// may take (Go duration); past it, the metric fails for that evaluation.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "FERROSCALE_METRICS_TIMEOUT")]
@@ -74,6 +84,7 @@ impl SourceArgs {
         let prometheus = ferroscale_metrics::Prometheus::new(
             Some(client.clone()),
             self.prometheus_url.clone(),
+            &self.prometheus_allowed_urls,
             self.prometheus_timeout,
         )
         .map_err(anyhow::Error::msg)?;

@@ -175,11 +175,12 @@ async fn operate(args: RunArgs) -> Result<()> {
         if args.sync_period.is_zero() {
             anyhow::bail!("--sync-period must be longer than 0s");
         }
-        if let Some(url) = &args.sources.prometheus_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            anyhow::bail!("--prometheus-url {url:?} must be an http:// or https:// URL");
-        }
+        // Both flags are read strictly before anything starts; the error names the flag.
+        ferroscale_metrics::destinations::AllowedServers::new(
+            args.sources.prometheus_url.as_deref(),
+            &args.sources.prometheus_allowed_urls,
+        )
+        .map_err(anyhow::Error::msg)?;
     }
     let mut config = match &args.kubeconfig {
         Some(path) => {

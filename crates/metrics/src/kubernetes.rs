@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 
 /// Discovery answers are reused this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+/// A value that does not parse; the value itself is not repeated.
+const NOT_A_QUANTITY: &str = "the metrics API answered a value that is not a quantity";
+
 /// Custom metrics carry no window; the HPA assumes one minute.
 const DEFAULT_CUSTOM_METRIC_WINDOW: Duration = Duration::from_secs(60);
 
@@ -55,6 +58,31 @@ fn query(params: &[(&str, &str)]) -> String {
     }
 }
 
+/// What went wrong, in words of the operator's own: status code and reason, never the message
+/// or body a metrics server sent (an adapter's answer can carry anything, and this text lands
+/// in status and events, where tenants read it). The message is logged at debug level.
+fn describe_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            tracing::debug!(code = status.code, message = %status.message, "a metrics API refused a request");
+            let reason = &status.reason;
+            let plain = !reason.is_empty() && reason.len() <= 40 && reason.chars().all(|c| c.is_ascii_alphabetic());
+            if status.code == 0 {
+                "the server answered an error that is not a Kubernetes Status".into()
+            } else if plain {
+                format!("the server answered {} {reason}", status.code)
+            } else {
+                format!("the server answered {}", status.code)
+            }
+        }
+        kube::Error::SerdeError(_) => "the answer is not the JSON of a metrics API".into(),
+        other => {
+            tracing::debug!(error = %other, "a metrics API request failed");
+            "the request failed (the operator's debug log says why)".into()
+        }
+    }
+}
+
 /// Reads the three metrics APIs through the operator's Kubernetes client.
 pub struct MetricsApis {
     client: Client,
@@ -89,8 +117,7 @@ impl MetricsApis {
         match tokio::time::timeout(self.timeout, self.client.request::<T>(request)).await {
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(kube::Error::Api(status))) => Err(format!("{} ({})", status.message, status.code)),
-            Ok(Err(other)) => Err(other.to_string()),
+            Ok(Err(error)) => Err(describe_error(&error)),
         }
     }
 
@@ -189,7 +216,7 @@ impl MetricsApis {
         list.items
             .into_iter()
             .map(|v| {
-                let value = milli_value(&v.value.0).map_err(|e| e.to_string())?;
+                let value = milli_value(&v.value.0).map_err(|_| NOT_A_QUANTITY.to_string())?;
                 let window = v
                     .window_seconds
                     .map_or(DEFAULT_CUSTOM_METRIC_WINDOW, |s| Duration::from_secs(s.max(0) as u64));
@@ -244,7 +271,7 @@ impl MetricsApis {
             .into_iter()
             .next()
             .ok_or_else(|| "no metrics returned from custom metrics API".to_string())?;
-        milli_value(&item.value.0).map_err(|e| e.to_string())
+        milli_value(&item.value.0).map_err(|_| NOT_A_QUANTITY.to_string())
     }
 
     /// Every series of an external metric matching the selector.
@@ -269,7 +296,7 @@ impl MetricsApis {
         }
         list.items
             .iter()
-            .map(|v| milli_value(&v.value.0).map_err(|e| e.to_string()))
+            .map(|v| milli_value(&v.value.0).map_err(|_| NOT_A_QUANTITY.to_string()))
             .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! Where ferroscale's metrics come from: the Kubernetes metrics APIs and Prometheus, behind one
 //! trait so the controller and its tests can swap them.
 
+pub mod destinations;
 pub mod discovery;
 pub mod kubernetes;
 pub mod prometheus;

@@ -1,11 +1,20 @@
 //! Prometheus as a metric source, without an adapter: an instant query through the HTTP API
 //! (`/api/v1/query`) that must return a scalar or a vector of exactly one element.
+//!
+//! The address comes from a tenant, so the operator guards it: only allowed servers are asked
+//! ([`crate::destinations`]), no redirect is followed, an answer over [`MAX_ANSWER`] is not read,
+//! and no part of an answer reaches an error message (which lands in status and events, where
+//! the tenant reads it); what a server said is logged at debug level only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::PrometheusMetricSource;
+use tracing::debug;
+use url::Url;
+
+use crate::destinations::{self, AllowedServers};
 use ferroscale_api::quantity::ParsedQuantity;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -13,6 +22,24 @@ use serde::Deserialize;
 
 /// Credentials are re-read from their Secret after this long.
 const SECRET_TTL: Duration = Duration::from_secs(30);
+
+/// The largest answer read; a query's scalar needs a few hundred bytes.
+pub const MAX_ANSWER: usize = 1 << 20;
+
+/// The annotation by which a credentials Secret names the one server it may be sent to.
+pub const SECRET_BINDING: &str = "ferroscale.dev/prometheus-url";
+
+/// Prometheus' documented error types: safe to repeat, unlike its error text.
+const ERROR_TYPES: [&str; 8] = [
+    "bad_data",
+    "timeout",
+    "canceled",
+    "execution",
+    "internal",
+    "unavailable",
+    "not_found",
+    "not_acceptable",
+];
 
 #[derive(Debug, Deserialize)]
 struct Answer {
@@ -36,8 +63,6 @@ enum Data {
 
 #[derive(Debug, Deserialize)]
 struct VectorSample {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
     value: (f64, String),
 }
 
@@ -47,12 +72,16 @@ struct Auth {
     token: Option<String>,
     basic: Option<(String, String)>,
     ca: Option<Vec<u8>>,
+    /// The one server the Secret may be sent to, when it says.
+    bound_to: Option<Url>,
 }
 
-/// Queries Prometheus servers: the Autoscaler's `serverAddress` or the operator's default.
+/// Queries Prometheus servers: the Autoscaler's `serverAddress` or the operator's default,
+/// each only if allowed.
 pub struct Prometheus {
     client: Option<Client>,
     default_url: Option<String>,
+    allowed: AllowedServers,
     timeout: Duration,
     http: reqwest::Client,
     with_ca: Mutex<HashMap<Vec<u8>, reqwest::Client>>,
@@ -63,13 +92,18 @@ impl std::fmt::Debug for Prometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prometheus")
             .field("default_url", &self.default_url)
+            .field("allowed", &self.allowed)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 fn http_client(timeout: Duration, ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout);
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // A redirect could lead anywhere, credentials and all: none is followed.
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(pem) = ca {
         let certificates =
             reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("ca.crt is not a PEM bundle: {e}"))?;
@@ -83,11 +117,85 @@ fn http_client(timeout: Duration, ca: Option<&[u8]>) -> Result<reqwest::Client, 
     builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
+/// The content type, if it is a common one; any other is not repeated (it could carry
+/// whatever the server chose to put there).
+fn describe_content_type(response: &reqwest::Response) -> &'static str {
+    const COMMON: [&str; 8] = [
+        "application/json",
+        "text/plain",
+        "text/html",
+        "application/xml",
+        "text/xml",
+        "application/octet-stream",
+        "application/problem+json",
+        "application/x-www-form-urlencoded",
+    ];
+    let Some(value) = response.headers().get(reqwest::header::CONTENT_TYPE) else {
+        return "no content type";
+    };
+    let media = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+    COMMON
+        .iter()
+        .find(|common| common.eq_ignore_ascii_case(media))
+        .copied()
+        .unwrap_or("another content type")
+}
+
+/// Reads at most [`MAX_ANSWER`] bytes of the answer; a longer one is refused unread.
+async fn read_bounded(mut response: reqwest::Response, server: &str) -> Result<Vec<u8>, String> {
+    let too_long = || format!("Prometheus at {server} sent an answer over {MAX_ANSWER} bytes; it was not read");
+    if response.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer of Prometheus at {server}: {}", transport_error(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What went wrong on the way, without the URL reqwest puts in its message: the kind of
+/// failure and its innermost cause (such as "Connection refused").
+fn transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if std::ptr::addr_eq(cause, error as &dyn std::error::Error) {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
 impl Prometheus {
     /// `client` reads credential Secrets; `default_url` serves Autoscalers without a
-    /// `serverAddress`; `timeout` bounds each query.
-    pub fn new(client: Option<Client>, default_url: Option<String>, timeout: Duration) -> Result<Self, String> {
+    /// `serverAddress`; `allowed_urls` are the other servers queries may go to; `timeout`
+    /// bounds each query.
+    pub fn new(
+        client: Option<Client>,
+        default_url: Option<String>,
+        allowed_urls: &[String],
+        timeout: Duration,
+    ) -> Result<Self, String> {
         Ok(Self {
+            allowed: AllowedServers::new(default_url.as_deref(), allowed_urls)?,
             client,
             default_url,
             timeout,
@@ -117,12 +225,20 @@ impl Prometheus {
             .get(secret)
             .await
             .map_err(|e| format!("cannot read Secret {namespace}/{secret}: {e}"))?;
+        let bound_to = match found.metadata.annotations.as_ref().and_then(|a| a.get(SECRET_BINDING)) {
+            Some(url) => Some(
+                destinations::parse_base_url(url)
+                    .map_err(|e| format!("Secret {namespace}/{secret}: annotation {SECRET_BINDING}: {e}"))?,
+            ),
+            None => None,
+        };
         let data = found.data.unwrap_or_default();
         let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).trim().to_string());
         let auth = Auth {
             token: text("token"),
             basic: text("username").zip(text("password")),
             ca: data.get("ca.crt").map(|v| v.0.clone()),
+            bound_to,
         };
         if auth.token.is_none() && auth.basic.is_none() && auth.ca.is_none() {
             return Err(format!(
@@ -147,22 +263,44 @@ impl Prometheus {
         Ok(client)
     }
 
+    /// The server to ask, if it is allowed: the Autoscaler's or the operator's default.
+    fn server(&self, source: &PrometheusMetricSource) -> Result<Url, String> {
+        match source.server_address.as_deref() {
+            Some(address) => self.allowed.check("prometheus.serverAddress", address),
+            None => {
+                let default = self
+                    .default_url
+                    .as_deref()
+                    .ok_or("no serverAddress, and the operator has no --prometheus-url")?;
+                destinations::parse_base_url(default).map_err(|e| format!("--prometheus-url: {e}"))
+            }
+        }
+    }
+
     /// Evaluates the query now; its single value in milli-units.
     pub async fn query(&self, namespace: &str, source: &PrometheusMetricSource) -> Result<i64, String> {
-        let base = source
-            .server_address
-            .as_deref()
-            .or(self.default_url.as_deref())
-            .ok_or("no serverAddress, and the operator has no --prometheus-url")?;
+        let base = self.server(source)?;
+        let server = base.as_str().trim_end_matches('/').to_string();
         let auth = match &source.auth_secret_ref {
-            Some(secret) => self.auth(namespace, &secret.name).await?,
+            Some(secret) => {
+                let auth = self.auth(namespace, &secret.name).await?;
+                if let Some(bound) = &auth.bound_to
+                    && !destinations::binds(bound, &base)
+                {
+                    return Err(format!(
+                        "{}: Secret {namespace}/{} is bound to another Prometheus server by its \
+                         {SECRET_BINDING} annotation; its credentials are not sent to {server}",
+                        destinations::FORBIDDEN_METRIC_SOURCE,
+                        secret.name
+                    ));
+                }
+                auth
+            }
             None => Auth::default(),
         };
-        let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
         let mut request = self
             .client_for(auth.ca.as_deref())?
-            .get(&url)
-            .query(&[("query", source.query.as_str())]);
+            .get(destinations::query_url(&base, &source.query));
         if let Some(token) = &auth.token {
             request = request.bearer_auth(token);
         } else if let Some((user, password)) = &auth.basic {
@@ -170,27 +308,36 @@ impl Prometheus {
         }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {
-                format!("Prometheus at {base} did not answer within {:?}", self.timeout)
+                format!("Prometheus at {server} did not answer within {:?}", self.timeout)
             } else {
-                format!("cannot reach Prometheus at {base}: {e}")
+                format!("cannot reach Prometheus at {server}: {}", transport_error(&e))
             }
         })?;
         let code = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| format!("reading Prometheus' answer: {e}"))?;
-        let answer: Answer = serde_json::from_str(&body).map_err(|_| {
+        if code.is_redirection() {
+            return Err(format!(
+                "Prometheus at {server} answered {code}, a redirect; redirects are not followed"
+            ));
+        }
+        let content_type = describe_content_type(&response);
+        let body = read_bounded(response, &server).await?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+            debug!(%server, %code, body = %String::from_utf8_lossy(&body[..body.len().min(512)]), "not Prometheus' JSON");
             format!(
-                "Prometheus at {base} answered {code} with a body that is not its API's JSON: {}",
-                body.chars().take(200).collect::<String>()
+                "Prometheus at {server} answered {code} with {content_type} ({} bytes), not Prometheus' JSON",
+                body.len()
             )
         })?;
         if answer.status != "success" {
+            let error_type = answer
+                .error_type
+                .as_deref()
+                .filter(|t| ERROR_TYPES.contains(t))
+                .unwrap_or("an unknown error type");
+            debug!(%server, %code, error = answer.error.as_deref().unwrap_or(""), "Prometheus refused a query");
             return Err(format!(
-                "Prometheus rejected the query ({code}, {}): {}",
-                answer.error_type.unwrap_or_default(),
-                answer.error.unwrap_or_default()
+                "Prometheus at {server} refused the query ({code}, {error_type}); \
+                 the operator's debug log has its message"
             ));
         }
         let text = match answer.data {
@@ -199,10 +346,8 @@ impl Prometheus {
                 1 => samples.into_iter().next().map(|s| s.value.1).unwrap_or_default(),
                 0 => return Err("the query returned no series".into()),
                 n => {
-                    let shown: Vec<String> = samples.iter().take(3).map(|s| format!("{:?}", s.metric)).collect();
                     return Err(format!(
-                        "the query returned {n} series, it must return one (e.g. aggregate with sum()): {}",
-                        shown.join(", ")
+                        "the query returned {n} series, it must return one (e.g. aggregate with sum())"
                     ));
                 }
             },
@@ -213,6 +358,6 @@ impl Prometheus {
         };
         ParsedQuantity::parse(&text)
             .map(|q| q.milli_value())
-            .map_err(|_| format!("the query returned {text}, not a finite number"))
+            .map_err(|_| "the query returned a value that is not a finite number".to_string())
     }
 }

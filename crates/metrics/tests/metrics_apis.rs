@@ -62,6 +62,10 @@ fn cluster(custom_versions: &'static [&'static str]) -> (kube::Client, common::L
                 {"metricName": "queue", "metricLabels": {"q": "orders"}, "timestamp": "2026-01-01T00:00:00Z", "value": "12"}
             ]}),
         ),
+        // An adapter that answers with something else than a Status.
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/ns/talkative" => {
+            (500, json!({"credentials": "AKIA-from-an-internal-endpoint"}))
+        }
         _ => status_error(404, "NotFound", "the server could not find the requested resource"),
     })
 }
@@ -162,9 +166,13 @@ async fn external_metrics_and_their_errors() {
     assert_eq!(log.all()[0].query, "labelSelector=q%3Dorders");
     let err = apis.external_metric("ns", "absent", None).await.unwrap_err();
     assert!(
-        err.starts_with("unable to fetch metrics from external metrics API") && err.contains("could not find"),
+        err.starts_with("unable to fetch metrics from external metrics API")
+            && err.ends_with("the server answered 404 NotFound"),
         "{err}"
     );
+    let err = apis.external_metric("ns", "talkative", None).await.unwrap_err();
+    assert!(err.contains("the server answered"), "{err}");
+    assert!(!err.contains("AKIA"), "no part of the answer is repeated: {err}");
     let err = MetricsApis::new(cluster(&[]).0, TIMEOUT)
         .pods_metric("ns", "qps", "", None)
         .await

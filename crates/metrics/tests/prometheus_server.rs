@@ -12,7 +12,7 @@ use ferroscale_metrics::Prometheus;
 
 #[path = "../../../tests/support/prometheus.rs"]
 mod support;
-use support::{Exporter, PrometheusServer, free_port, prometheus_installed, serve};
+use support::{Exporter, PrometheusServer, free_port, prometheus_installed, serve, serve_raw};
 
 fn source(server: &str, query: &str) -> PrometheusMetricSource {
     PrometheusMetricSource {
@@ -38,7 +38,7 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
     let exporter = Exporter::start(12.5).await;
     let server = PrometheusServer::start(exporter.port);
     let url = server.url.clone();
-    let prometheus = Prometheus::new(None, Some(url.clone()), Duration::from_secs(5)).unwrap();
+    let prometheus = Prometheus::new(None, Some(url.clone()), &[], Duration::from_secs(5)).unwrap();
 
     // Wait (bounded) until Prometheus is up and has scraped the exporter once.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -86,7 +86,7 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
     assert!(many.contains("returned 2 series"), "{many}");
     let rejected = check("sum(").await.unwrap_err();
     assert!(
-        rejected.contains("rejected the query") && rejected.contains("bad_data"),
+        rejected.contains("refused the query") && rejected.contains("bad_data"),
         "{rejected}"
     );
     assert!(check("e2e_load[1m]").await.unwrap_err().contains("range vector"));
@@ -101,13 +101,22 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
 #[tokio::test]
 async fn timeouts_and_unreachable_servers_are_named() {
     let silent = serve(|_| None).await;
-    let prometheus = Prometheus::new(None, None, Duration::from_millis(500)).unwrap();
+    let closed = free_port();
+    let prometheus = Prometheus::new(
+        None,
+        None,
+        &[
+            format!("http://127.0.0.1:{silent}"),
+            format!("http://127.0.0.1:{closed}"),
+        ],
+        Duration::from_millis(500),
+    )
+    .unwrap();
     let err = prometheus
         .query("ns", &source(&format!("http://127.0.0.1:{silent}"), "up"))
         .await
         .unwrap_err();
     assert!(err.contains("did not answer within"), "{err}");
-    let closed = free_port();
     let err = prometheus
         .query("ns", &source(&format!("http://127.0.0.1:{closed}"), "up"))
         .await
@@ -138,6 +147,7 @@ async fn credentials_come_from_the_secret() {
         Some(r#"{"status":"success","data":{"resultType":"scalar","result":[0,"3"]}}"#.to_string())
     })
     .await;
+    let bound_here = format!("http://127.0.0.1:{port}/");
     // A fake API server answering the Secret reads.
     let (service, mut handle) =
         tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
@@ -151,8 +161,22 @@ async fn credentials_come_from_the_secret() {
                 "bad-ca" => serde_json::json!({"token": "dA==", "ca.crt": "bm90IGEgY2VydGlmaWNhdGU="}),
                 _ => serde_json::json!({}),
             };
-            let body =
-                serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+            // Secrets bound to one server by annotation: this test's, or another.
+            let annotations = match name.as_str() {
+                "bound-here" => serde_json::json!({"ferroscale.dev/prometheus-url": bound_here}),
+                "bound-elsewhere" => {
+                    serde_json::json!({"ferroscale.dev/prometheus-url": "http://prometheus.other:9090"})
+                }
+                "bound-badly" => serde_json::json!({"ferroscale.dev/prometheus-url": "http://x:9090/#"}),
+                _ => serde_json::json!({}),
+            };
+            let data = if name.starts_with("bound") {
+                serde_json::json!({"token": "Ym91bmQ="})
+            } else {
+                data
+            };
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                                          "metadata": {"name": name, "annotations": annotations}, "data": data});
             send.send_response(
                 http::Response::builder()
                     .status(200)
@@ -162,8 +186,8 @@ async fn credentials_come_from_the_secret() {
         }
     });
     let client = kube::Client::new(service, "default");
-    let prometheus = Prometheus::new(Some(client), None, Duration::from_secs(5)).unwrap();
     let url = format!("http://127.0.0.1:{port}");
+    let prometheus = Prometheus::new(Some(client), None, std::slice::from_ref(&url), Duration::from_secs(5)).unwrap();
     let with = |secret: &str| PrometheusMetricSource {
         fallback: None,
         activation_threshold: None,
@@ -176,7 +200,143 @@ async fn credentials_come_from_the_secret() {
     assert!(err.contains("ca.crt"), "{err}");
     let err = prometheus.query("ns", &with("empty")).await.unwrap_err();
     assert!(err.contains("Secret ns/empty has none of the keys"), "{err}");
+    assert_eq!(prometheus.query("ns", &with("bound-here")).await.unwrap(), 3000);
+    let err = prometheus.query("ns", &with("bound-elsewhere")).await.unwrap_err();
+    assert!(
+        err.starts_with("ForbiddenMetricSource") && err.contains("bound to another Prometheus server"),
+        "{err}"
+    );
+    let err = prometheus.query("ns", &with("bound-badly")).await.unwrap_err();
+    assert!(err.contains("annotation ferroscale.dev/prometheus-url"), "{err}");
     let headers = seen.lock().unwrap().clone();
+    assert_eq!(headers.len(), 3, "a bound Secret goes nowhere else: {headers:?}");
     assert_eq!(headers[0].to_ascii_lowercase(), "authorization: bearer secret-token");
     assert_eq!(headers[1].to_ascii_lowercase(), "authorization: basic ywrtaw46cgfzcw==");
+    assert_eq!(headers[2].to_ascii_lowercase(), "authorization: bearer bound");
+}
+
+/// A response with this status line, content type and body.
+fn respond(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Counts the requests a server answered with `response`.
+async fn counting(response: Vec<u8>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    let port = serve_raw(move |_| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(response.clone())
+    })
+    .await;
+    (port, hits)
+}
+
+fn allowing(ports: &[u16]) -> Prometheus {
+    let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    Prometheus::new(None, None, &urls, Duration::from_secs(5)).unwrap()
+}
+
+#[tokio::test]
+async fn what_a_server_answers_is_described_never_repeated() {
+    const SECRET: &str = "AKIA-internal-credentials";
+    let (page, _) = counting(respond("200 OK", "text/html", &format!("<html>{SECRET}</html>"))).await;
+    let (refusal, _) = counting(respond(
+        "400 Bad Request",
+        "application/json",
+        &format!(r#"{{"status":"error","errorType":"{SECRET}","error":"{SECRET}"}}"#),
+    ))
+    .await;
+    let (odd_type, _) = counting(respond("200 OK", &format!("text/{SECRET}"), SECRET)).await;
+    let prometheus = allowing(&[page, refusal, odd_type]);
+
+    let err = prometheus
+        .query("ns", &source(&format!("http://127.0.0.1:{page}"), "up"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("answered 200 OK with text/html (38 bytes), not Prometheus' JSON"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+
+    let err = prometheus
+        .query("ns", &source(&format!("http://127.0.0.1:{refusal}"), "up"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("refused the query (400 Bad Request, an unknown error type)"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+
+    let err = prometheus
+        .query("ns", &source(&format!("http://127.0.0.1:{odd_type}"), "up"))
+        .await
+        .unwrap_err();
+    assert!(!err.contains(SECRET), "{err}");
+}
+
+#[tokio::test]
+async fn refused_addresses_and_redirects_send_nothing_further() {
+    let (target, target_hits) = counting(respond("200 OK", "text/plain", "metadata credentials")).await;
+    let (redirecting, _) = counting(
+        format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{target}/x\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes(),
+    )
+    .await;
+    let prometheus = allowing(&[redirecting]);
+    for address in [
+        format!("http://127.0.0.1:{target}/internal/credentials#"),
+        format!("http://127.0.0.1:{target}"),
+        format!("http://127.0.0.1:{redirecting}@127.0.0.1:{target}"),
+    ] {
+        let err = prometheus.query("ns", &source(&address, "up")).await.unwrap_err();
+        assert!(
+            err.starts_with("ForbiddenMetricSource: prometheus.serverAddress"),
+            "{err}"
+        );
+    }
+    let err = prometheus
+        .query("ns", &source(&format!("http://127.0.0.1:{redirecting}"), "up"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("302 Found, a redirect; redirects are not followed"),
+        "{err}"
+    );
+    assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_answer_over_the_bound_is_refused_unread() {
+    // One that says its length, and one sent in chunks that never says it.
+    let (declared, _) = counting(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+            64 << 20
+        )
+        .into_bytes(),
+    )
+    .await;
+    let chunk = "x".repeat(64 * 1024);
+    let mut chunked =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..40 {
+        chunked.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (streamed, _) = counting(chunked).await;
+    let prometheus = allowing(&[declared, streamed]);
+    for port in [declared, streamed] {
+        let err = prometheus
+            .query("ns", &source(&format!("http://127.0.0.1:{port}"), "up"))
+            .await
+            .unwrap_err();
+        assert!(err.contains("an answer over 1048576 bytes; it was not read"), "{err}");
+    }
 }
