@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod events;
 pub mod interner;
 pub mod labels;
+pub mod leader;
 pub mod pod_cache;
 pub mod podset;
 pub mod rbac;

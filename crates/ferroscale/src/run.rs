@@ -9,9 +9,9 @@ use ferroscale_autoscaler::Settings;
 use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::events::{Recorder, Reporter};
+use ferroscale_controller::leader;
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::telemetry::Telemetry;
-use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -77,6 +77,16 @@ pub struct RunArgs {
     /// Namespace of the Lease (default: the operator's own, from POD_NAMESPACE, else `default`).
     #[arg(long, value_name = "NAMESPACE", env = "FERROSCALE_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
+    /// How long a standby waits after the Lease last changed before taking it over (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_LEADER_ELECTION_LEASE_DURATION")]
+    leader_election_lease_duration: Duration,
+    /// How long the leader goes on without renewing the Lease before it stops acting; shorter
+    /// than the lease duration, so that it stops before a standby may take over (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_LEADER_ELECTION_RENEW_DEADLINE")]
+    leader_election_renew_deadline: Duration,
+    /// How often the leader renews the Lease and a standby tries to take it (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_LEADER_ELECTION_RETRY_PERIOD")]
+    leader_election_retry_period: Duration,
     /// Watch only these namespaces, comma-separated or repeated (default: all namespaces).
     #[arg(
         long = "namespace",
@@ -121,6 +131,9 @@ fn init_logging(args: &RunArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Resolves, for every clone, on SIGTERM or Ctrl-C.
+type Shutdown = futures::future::Shared<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>>;
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
@@ -222,55 +235,92 @@ async fn operate(args: RunArgs) -> Result<()> {
             info!("pod cache synced");
         })
     };
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown_signal()));
+    let signal: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> = Box::pin(shutdown_signal());
+    let shutdown: Shutdown = futures::future::FutureExt::shared(signal);
 
-    // With leader election, wait for the Lease before acting; losing it ends the process so
-    // that Kubernetes restarts it as a standby.
-    let mut leadership = None;
-    if args.leader_elect {
+    // With leader election, act only while holding the Lease. A replica that stops leading
+    // (the Lease lost, or not renewed within the renew deadline) stops its controllers at once
+    // and becomes a standby again; its caches stay warm for the next term.
+    let mut elector = if args.leader_elect {
+        let timing = leader::Timing {
+            lease_duration: args.leader_election_lease_duration,
+            renew_deadline: args.leader_election_renew_deadline,
+            retry_period: args.leader_election_retry_period,
+        };
+        timing.check().map_err(anyhow::Error::msg)?;
         let lease_namespace = args
             .leader_election_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.leader_election_lease)
-            .with_namespace(&lease_namespace)
-            .with_identity(identity())
-            .with_duration(15)
-            .with_grace(5)
-            .build()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot set up leader election on Lease {lease_namespace}/{}",
-                    args.leader_election_lease
-                )
-            })?;
-        let (mut leading, lease_task) = manager.watch().await;
-        info!(lease = %args.leader_election_lease, namespace = %lease_namespace, identity = %identity(), "waiting for leadership");
-        loop {
-            if *leading.borrow_and_update() {
-                break;
-            }
+        info!(lease = %args.leader_election_lease, namespace = %lease_namespace, identity = %identity(), "leader election on");
+        Some(leader::Elector::new(
+            client.clone(),
+            &lease_namespace,
+            &args.leader_election_lease,
+            identity(),
+            timing,
+        ))
+    } else {
+        None
+    };
+    let watched = if args.namespaces.is_empty() {
+        "(all)".to_string()
+    } else {
+        args.namespaces.join(",")
+    };
+    loop {
+        if let Some(elector) = elector.as_mut() {
             tokio::select! {
-                changed = leading.changed() => {
-                    if changed.is_err() {
-                        anyhow::bail!("leader election stopped before this replica became the leader");
-                    }
-                }
-                _ = shutdown.clone() => {
-                    drop(leading);
-                    let _ = lease_task.await;
-                    watch_tasks.abort_all();
-                    admin_server.abort();
-                    return Ok(());
-                }
+                _ = elector.acquire() => {}
+                _ = shutdown.clone() => break,
             }
         }
-        info!("became the leader");
-        leadership = Some((leading, lease_task));
+        let mut tasks = start_term(&args, &client, &pods, &scopes, &telemetry, &shutdown)?;
+        info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
+        let held = async {
+            match elector.as_mut() {
+                Some(elector) => elector.hold().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.clone() => {
+                info!("shutting down: finishing reconciles in flight");
+                let drained =
+                    tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+                if drained.is_err() {
+                    tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+                }
+                if let Some(elector) = elector.as_mut() {
+                    elector.release().await;
+                }
+                break;
+            }
+            _ = held => {
+                // Stop before a standby may take over: no reconcile of this term goes on.
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                tracing::error!("stopped acting: this replica no longer leads; campaigning again");
+            }
+        }
     }
+    readiness.abort();
+    watch_tasks.abort_all();
+    admin_server.abort();
+    Ok(())
+}
 
+/// Starts one term of the controllers: everything that acts (and the HPA watches whose index
+/// a term's conflict checks read), on top of the pod cache that outlives terms.
+fn start_term(
+    args: &RunArgs,
+    client: &Client,
+    pods: &pod_cache::PodCache,
+    scopes: &[Option<String>],
+    telemetry: &Arc<Telemetry>,
+    shutdown: &Shutdown,
+) -> Result<tokio::task::JoinSet<()>> {
     let mut tasks = tokio::task::JoinSet::new();
     // One controller of each kind per watched namespace (or one for all).
     if args.controllers.contains(&ControllerKind::Podset) {
@@ -343,7 +393,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 }
                 std::future::ready(())
             });
-            watch_tasks.spawn(hpa_watch);
+            tasks.spawn(hpa_watch);
             tasks.spawn(autoscaler::run(
                 scoped::<Autoscaler>(&client, namespace.as_deref()),
                 ctx.clone(),
@@ -352,49 +402,5 @@ async fn operate(args: RunArgs) -> Result<()> {
             ));
         }
     }
-    let watched = if args.namespaces.is_empty() {
-        "(all)".to_string()
-    } else {
-        args.namespaces.join(",")
-    };
-    info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
-
-    let lost = async {
-        match leadership.as_mut() {
-            Some((leading, _)) => loop {
-                if leading.changed().await.is_err() || !*leading.borrow() {
-                    return;
-                }
-            },
-            None => std::future::pending().await,
-        }
-    };
-    let mut result = Ok(());
-    tokio::select! {
-        _ = shutdown.clone() => info!("shutting down: finishing reconciles in flight"),
-        _ = lost => {
-            tracing::error!("lost leadership; stopping so that another replica takes over");
-            result = Err(anyhow::anyhow!("lost the leader election Lease"));
-        }
-    }
-    // A lost Lease leaves the controllers running until they see the shutdown too: stop them.
-    if result.is_err() {
-        tasks.abort_all();
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-    }
-    if let Some((leading, lease_task)) = leadership {
-        // Closing the channel releases the Lease, so a standby takes over at once.
-        drop(leading);
-        match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
-            Ok(Ok(Ok(_))) => info!("released the leader election Lease"),
-            _ => tracing::warn!("could not release the Lease; it expires on its own"),
-        }
-    }
-    readiness.abort();
-    watch_tasks.abort_all();
-    admin_server.abort();
-    result
+    Ok(tasks)
 }

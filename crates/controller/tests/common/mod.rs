@@ -64,12 +64,17 @@ pub fn status_error(code: u16, reason: &str, message: &str) -> Answer {
     )
 }
 
+/// The status code of an answer that never comes: the request hangs, as through a network
+/// partition.
+pub const NO_ANSWER: u16 = 0;
+
 /// Starts the fake server; `route(method, path, body)` answers each request.
 pub fn fake_api(route: impl Fn(&str, &str, &Value) -> Answer + Send + Sync + 'static) -> (Client, Log) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log = Log::default();
     let recorded = log.clone();
     tokio::spawn(async move {
+        let mut unanswered = Vec::new();
         while let Some((request, send)) = handle.next_request().await {
             let (parts, body) = request.into_parts();
             let bytes = body.collect_bytes().await.unwrap();
@@ -88,6 +93,10 @@ pub fn fake_api(route: impl Fn(&str, &str, &Value) -> Answer + Send + Sync + 'st
                 query,
                 body,
             });
+            if code == NO_ANSWER {
+                unanswered.push(send);
+                continue;
+            }
             let response = Response::builder()
                 .status(StatusCode::from_u16(code).unwrap())
                 .header("content-type", "application/json")
