@@ -339,7 +339,7 @@ fn start_term(
         for (i, namespace) in scopes.iter().enumerate() {
             let Some(pod_events) = pods.subscribe(i) else { continue };
             tasks.spawn(podset::run(
-                scoped::<PodSet>(&client, namespace.as_deref()),
+                scoped::<PodSet>(client, namespace.as_deref()),
                 ctx.clone(),
                 pod_events,
                 shutdown.clone(),
@@ -347,7 +347,7 @@ fn start_term(
         }
     }
     if args.controllers.contains(&ControllerKind::Autoscaler) {
-        let sources = args.sources.sources(&client)?;
+        let sources = args.sources.sources(client)?;
         let reporter = Reporter {
             controller: "ferroscale-autoscaler".into(),
             instance: identity(),
@@ -380,7 +380,7 @@ fn start_term(
             // Upstream HPAs of the namespace, so that no Autoscaler fights one over a target.
             let neighbours = ctx.clone();
             let hpa_watch = kube::runtime::watcher(
-                scoped::<HorizontalPodAutoscaler>(&client, namespace.as_deref()),
+                scoped::<HorizontalPodAutoscaler>(client, namespace.as_deref()),
                 kube::runtime::watcher::Config::default().any_semantic(),
             )
             .default_backoff()
@@ -395,7 +395,7 @@ fn start_term(
             });
             tasks.spawn(hpa_watch);
             tasks.spawn(autoscaler::run(
-                scoped::<Autoscaler>(&client, namespace.as_deref()),
+                scoped::<Autoscaler>(client, namespace.as_deref()),
                 ctx.clone(),
                 autoscaler_source,
                 shutdown.clone(),
