@@ -5,6 +5,7 @@ pub mod autoscaler;
 pub mod backoff;
 pub mod conditions;
 pub mod events;
+pub mod fairness;
 pub mod interner;
 pub mod labels;
 pub mod leader;

@@ -151,7 +151,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         },
         settings: Settings::default(),
         memory: Default::default(),
-        concurrency: 0,
+        fairness: ferroscale_controller::fairness::Fairness::new(4, 4),
         recorder: Recorder::new(
             client,
             Reporter {
@@ -499,4 +499,83 @@ async fn a_replica_count_changed_since_the_read_is_not_overwritten() {
         .unwrap()["message"]
         .to_string();
     assert!(message.contains("changed from 3 to 5"), "{message}");
+}
+
+/// Per-pod CPU for namespace `fast`; a source that never answers (until a 5 s timeout) for
+/// namespace `slow`.
+struct HangingForOne;
+
+impl MetricsSource for HangingForOne {
+    fn gather<'a>(&'a self, namespace: &'a str, metrics: &'a [MetricSpec], s: &'a str) -> BoxFuture<'a, Vec<Fetched>> {
+        Box::pin(async move {
+            if namespace == "slow" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                return metrics
+                    .iter()
+                    .map(|_| Fetched {
+                        value: Err("Prometheus did not answer within 5s".into()),
+                        elapsed: Duration::from_secs(5),
+                        pod_usage: None,
+                    })
+                    .collect();
+            }
+            FakeMetrics(Ok(vec![300, 300, 300])).gather(namespace, metrics, s).await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn autoscalers_on_a_hanging_source_take_only_their_namespaces_share() {
+    // 10 Autoscalers of one tenant wait on a source that never answers; 100 of another keep
+    // being evaluated at once with the slots left.
+    let (client, _log) = fake_api(|method, path, body| {
+        let path = path
+            .replace("/namespaces/fast/", "/namespaces/ns/")
+            .replace("/namespaces/slow/", "/namespaces/ns/");
+        route(false, method, &path, body)
+    });
+    let mut ctx = Arc::try_unwrap(context(client, FakeMetrics(Ok(vec![])))).unwrap();
+    ctx.readers.metrics = Arc::new(HangingForOne);
+    ctx.readers.pods = PodCache::of(
+        ["fast", "slow"]
+            .iter()
+            .flat_map(|ns| {
+                (0..3).map(move |i| {
+                    let mut p = pod(i);
+                    p.metadata.namespace = Some(ns.to_string());
+                    p
+                })
+            })
+            .collect(),
+    );
+    // As many slots as the hanging tenant has Autoscalers: without a per-namespace share it
+    // would take them all.
+    ctx.fairness = ferroscale_controller::fairness::Fairness::new(10, 2);
+    let ctx = Arc::new(ctx);
+    let in_namespace = |ns: &str| {
+        let mut a = autoscaler("web", 1);
+        a.metadata.namespace = Some(ns.into());
+        Arc::new(a)
+    };
+    let start = tokio::time::Instant::now();
+    let slow: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(reconcile(in_namespace("slow"), ctx.clone())))
+        .collect();
+    tokio::task::yield_now().await;
+    let fast: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(reconcile(in_namespace("fast"), ctx.clone())))
+        .collect();
+    for f in fast {
+        f.await.unwrap().unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the fast tenant waited {:?} behind the hanging one",
+        start.elapsed()
+    );
+    for s in slow {
+        s.await.unwrap().unwrap();
+    }
+    // 10 evaluations of 5 s, 2 at once: the slow tenant is bounded by its own share.
+    assert!(start.elapsed() >= Duration::from_secs(25), "{:?}", start.elapsed());
 }

@@ -9,6 +9,7 @@ use ferroscale_autoscaler::Settings;
 use ferroscale_controller::autoscaler;
 use ferroscale_controller::backoff::Backoff;
 use ferroscale_controller::events::{Recorder, Reporter};
+use ferroscale_controller::fairness::Fairness;
 use ferroscale_controller::leader;
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::telemetry::Telemetry;
@@ -52,6 +53,11 @@ pub struct RunArgs {
     /// to the API server, so this also bounds the connections (kube's client speaks HTTP/1.1).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY")]
     concurrency: u16,
+    /// How many Autoscalers of one namespace are evaluated at once (default: a quarter of
+    /// --concurrency, at least 1), so that a tenant whose metric sources hang cannot take
+    /// every slot.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY_PER_NAMESPACE")]
+    concurrency_per_namespace: Option<u16>,
     #[command(flatten)]
     decision: crate::flags::DecisionArgs,
     /// Address of the admin server (/metrics, /livez, /readyz).
@@ -365,7 +371,13 @@ fn start_term(
                 ..args.decision.settings()
             },
             memory: Default::default(),
-            concurrency: args.concurrency,
+            fairness: {
+                let global = usize::from(args.concurrency);
+                let per_namespace = args
+                    .concurrency_per_namespace
+                    .map_or_else(|| Fairness::default_per_namespace(global), usize::from);
+                Fairness::new(global, per_namespace)
+            },
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),

@@ -24,6 +24,7 @@ use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
+use crate::fairness::Fairness;
 use crate::status_patch;
 use crate::telemetry::Telemetry;
 use observe::{Observed, Readers, invalid_spec_input, observe};
@@ -62,8 +63,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// What the controller keeps of each Autoscaler between evaluations, by uid.
     pub memory: Mutex<HashMap<String, Memory>>,
-    /// How many Autoscalers are evaluated at once (0: no limit).
-    pub concurrency: u16,
+    /// How many Autoscalers are evaluated at once, in all and of one namespace.
+    pub fairness: Fairness,
 }
 
 /// What the controller keeps of one Autoscaler between evaluations.
@@ -174,6 +175,7 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
     ctx.readers.pods.wait_until_ready().await;
     ctx.readers.neighbours.wait_until_listed().await;
+    let _slot = ctx.fairness.enter(&namespace).await;
     // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -316,9 +318,9 @@ pub async fn run(
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let concurrency = ctx.concurrency;
+    // The controller runs every due reconcile; each waits for its slot in `ctx.fairness`.
     Controller::for_stream(changes, reader)
-        .with_config(controller::Config::default().concurrency(concurrency))
+        .with_config(controller::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
