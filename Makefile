@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds chart-lint e2e explain-samples bench demo ci
+.PHONY: help build test lint fmt crds chart-lint e2e explain-samples bench demo ci fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,12 +38,17 @@ chart-lint: ## helm lint and helm template of charts/ferroscale
 
 e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG (and FERROSCALE_E2E_METRICS_FILE)
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
-	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate --test e2e_faults
 
 explain-samples: ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then \
 		$(CARGO) build --locked -p ferroscale && python3 $(SAMPLES) target/debug/ferroscale; \
 	else echo "explain samples: $(SAMPLES) not present, skipped"; fi
+
+FUZZ_CASES ?= 1000000
+fuzz: ## Fuzz the decision and the snapshot parser: FUZZ_CASES cases each (default a million), release build
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked -p ferroscale-autoscaler --test fuzz -- --nocapture
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked -p ferroscale --bin ferroscale fuzz -- --nocapture
 
 demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabilized scale-down
 	$(CARGO) run -q --release --locked -p ferroscale -- simulate --plot simulation.svg

@@ -15,7 +15,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::prometheus::{Exporter, PrometheusServer, prometheus_installed};
 use support::*;
 
 const CONVERGE: Duration = Duration::from_secs(180);
@@ -39,33 +38,10 @@ fn pod_template(app: &str) -> Value {
            "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}})
 }
 
-struct Setup {
-    kubeconfig: std::path::PathBuf,
-    client: kube::Client,
-    ns: TestNamespace,
-    exporter: Exporter,
-    prometheus: PrometheusServer,
-}
+type Setup = Driven;
 
 async fn setup(test: &str) -> Result<Option<Setup>> {
-    let Some(kubeconfig) = kubeconfig_or_skip(test) else {
-        return Ok(None);
-    };
-    if !prometheus_installed() {
-        return Ok(None);
-    }
-    let client = client(&kubeconfig).await?;
-    install_crds(&client).await?;
-    let ns = TestNamespace::create(&client, &kubeconfig, "ferroscale-e2e-autoscaler").await?;
-    let exporter = Exporter::start(5.0).await;
-    let prometheus = PrometheusServer::start(exporter.port);
-    Ok(Some(Setup {
-        kubeconfig,
-        client,
-        ns,
-        exporter,
-        prometheus,
-    }))
+    Driven::setup(test, "ferroscale-e2e-autoscaler", 5.0).await
 }
 
 impl Setup {

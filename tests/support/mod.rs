@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod files;
 pub mod prometheus;
+pub mod proxy;
 
 use anyhow::{Context, Result, bail};
 use ferroscale_api::crd::KubeVersion;
@@ -311,5 +312,40 @@ impl Drop for FakeCpu {
         let _ = self.edit(|pods| {
             pods.remove(&self.namespace);
         });
+    }
+}
+
+/// A throw-away namespace on the test cluster, with the CRDs installed and a real Prometheus
+/// scraping an exporter whose value the test sets: how the scaling tests drive the operator.
+pub struct Driven {
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub exporter: prometheus::Exporter,
+    pub prometheus: prometheus::PrometheusServer,
+}
+
+impl Driven {
+    /// None (the test skips) without a cluster or without Prometheus; the exporter starts at
+    /// `initial`.
+    pub async fn setup(test: &str, prefix: &str, initial: f64) -> Result<Option<Self>> {
+        let Some(kubeconfig) = kubeconfig_or_skip(test) else {
+            return Ok(None);
+        };
+        if !prometheus::prometheus_installed() {
+            return Ok(None);
+        }
+        let client = client(&kubeconfig).await?;
+        install_crds(&client).await?;
+        let ns = TestNamespace::create(&client, &kubeconfig, prefix).await?;
+        let exporter = prometheus::Exporter::start(initial).await;
+        let prometheus = prometheus::PrometheusServer::start(exporter.port);
+        Ok(Some(Self {
+            kubeconfig,
+            client,
+            ns,
+            exporter,
+            prometheus,
+        }))
     }
 }

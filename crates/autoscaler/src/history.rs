@@ -151,7 +151,7 @@ impl History {
     pub fn record_rescale(&mut self, current: i32, desired: i32, now: Timestamp) {
         let change = TimedReplicas {
             timestamp: now,
-            replicas: (desired - current).abs(),
+            replicas: desired.saturating_sub(current).saturating_abs(),
         };
         if desired > current {
             self.scale_ups.push(change);

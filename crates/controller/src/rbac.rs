@@ -22,9 +22,10 @@ const fn p(group: &'static str, resource: &'static str, verbs: &'static [&'stati
 
 /// Cluster-wide permissions.
 pub const CLUSTER: &[Permission] = &[
-    // The Autoscaler controller watches Autoscalers and patches their status.
+    // The Autoscaler controller watches Autoscalers and patches their status (reading it back
+    // when a conditional write conflicts).
     p("ferroscale.dev", "autoscalers", &["get", "list", "watch"]),
-    p("ferroscale.dev", "autoscalers/status", &["patch"]),
+    p("ferroscale.dev", "autoscalers/status", &["get", "patch"]),
     // The PodSet controller watches PodSets, patches status, and sets owner references that
     // block deletion (which needs update on finalizers where that admission plugin runs).
     p("ferroscale.dev", "podsets", &["get", "list", "watch"]),

@@ -75,6 +75,8 @@ pub struct Telemetry {
     pub last_evaluation: Family<AutoscalerLabels, Gauge>,
     pub metric_value: Family<MetricLabels, FloatGauge>,
     pub metric_target: Family<MetricLabels, FloatGauge>,
+    /// 1 while this replica's controllers act (always, without leader election).
+    pub acting: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -139,6 +141,11 @@ impl Telemetry {
             "Each metric's target value",
             t.metric_target.clone(),
         );
+        r.register(
+            "acting",
+            "1 while this replica's controllers act: it leads, or runs without leader election",
+            t.acting.clone(),
+        );
         t
     }
 
@@ -158,6 +165,7 @@ impl Telemetry {
             last_evaluation: Family::default(),
             metric_value: Family::default(),
             metric_target: Family::default(),
+            acting: Gauge::default(),
         }
     }
 

@@ -12,6 +12,8 @@ mod migrate;
 mod run;
 mod simulate;
 mod snapshot;
+#[cfg(test)]
+mod snapshot_fuzz;
 
 use std::process::ExitCode;
 

@@ -283,6 +283,7 @@ async fn operate(args: RunArgs) -> Result<()> {
             }
         }
         let mut tasks = start_term(&args, &client, &pods, &scopes, &telemetry, &shutdown)?;
+        telemetry.acting.set(1);
         info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
         let held = async {
             match elector.as_mut() {
@@ -307,6 +308,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 // Stop before a standby may take over: no reconcile of this term goes on.
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
+                telemetry.acting.set(0);
                 tracing::error!("stopped acting: this replica no longer leads; campaigning again");
             }
         }

@@ -1,0 +1,345 @@
+//! Faults the operator must survive, and status that must clear when its cause does, on a real
+//! API server: a partition between the leader and the API server (a TCP proxy the test
+//! controls), the API server away for a minute, watches cut every few seconds, a second
+//! Prometheus outage, and a pause set twice. Runs only with FERROSCALE_E2E_KUBECONFIG set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ferroscale_api::{Autoscaler, PodSet};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::prometheus::free_port;
+use support::proxy::{self, Proxy};
+use support::*;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+struct Setup {
+    driven: Driven,
+    podsets: Api<PodSet>,
+    autoscalers: Api<Autoscaler>,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.driven
+    }
+}
+
+/// A namespace holding PodSet `web` (1 replica) and an Autoscaler on it: the exporter's value
+/// against 10 per replica, 1 to 6 replicas, `extra` merged into its spec.
+async fn setup(test: &str, extra: Value) -> Result<Option<Setup>> {
+    let Some(driven) = Driven::setup(test, "ferroscale-e2e-faults", 10.0).await? else {
+        return Ok(None);
+    };
+    let podsets: Api<PodSet> = Api::namespaced(driven.client.clone(), &driven.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(driven.client.clone(), &driven.ns.name);
+    let podset: PodSet = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "e2e-faults"}},
+                 "template": {"metadata": {"labels": {"app": "e2e-faults"}},
+                              "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))?;
+    podsets.create(&PostParams::default(), &podset).await?;
+    let mut spec = json!({
+        "scaleTargetRef": {"apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "name": "web"},
+        "minReplicas": 1, "maxReplicas": 6,
+        "metrics": [{"type": "Prometheus", "prometheus": {"query": "sum(e2e_load)", "target": {"type": "AverageValue", "averageValue": "10"}}}],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    let autoscaler: Autoscaler = serde_json::from_value(json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler", "metadata": {"name": "web"}, "spec": spec
+    }))?;
+    autoscalers.create(&PostParams::default(), &autoscaler).await?;
+    Ok(Some(Setup {
+        driven,
+        podsets,
+        autoscalers,
+    }))
+}
+
+impl Setup {
+    fn operator(&self, kubeconfig: &std::path::Path, prometheus_url: &str, extra: &[&str]) -> Result<Operator> {
+        let mut args = vec![
+            "--namespace",
+            &self.ns.name,
+            "--sync-period",
+            "2s",
+            "--prometheus-url",
+            prometheus_url,
+        ];
+        args.extend_from_slice(extra);
+        Operator::start(kubeconfig, &args)
+    }
+
+    /// An operator that reaches the API server through a proxy the test controls, once it has
+    /// scaled the PodSet to 2.
+    async fn behind_a_proxy(&self) -> Result<(Proxy, Operator)> {
+        let proxy = Proxy::start(proxy::upstream(&self.kubeconfig)?).await?;
+        let through_proxy = proxy.kubeconfig(&self.kubeconfig, &std::env::temp_dir())?;
+        let operator = self.operator(&through_proxy, &self.prometheus.url, &[])?;
+        self.exporter.set(20.0);
+        self.wait_replicas(2, CONVERGE).await?;
+        Ok((proxy, operator))
+    }
+
+    async fn replicas(&self) -> Result<i32> {
+        Ok(self
+            .podsets
+            .get_scale("web")
+            .await?
+            .spec
+            .and_then(|s| s.replicas)
+            .unwrap_or(0))
+    }
+
+    async fn wait_replicas(&self, want: i32, within: Duration) -> Result<()> {
+        wait_for(&format!("the PodSet at {want}"), within, || async {
+            Ok((self.replicas().await? == want).then_some(()))
+        })
+        .await
+    }
+
+    async fn status(&self) -> Result<Value> {
+        Ok(serde_json::to_value(self.autoscalers.get_status("web").await?.status)?)
+    }
+
+    async fn annotate(&self, value: Option<&str>) -> Result<()> {
+        let patch = json!({"metadata": {"annotations": {"ferroscale.dev/paused-replicas": value}}});
+        self.autoscalers
+            .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lifting_a_pause_clears_it_so_the_same_pause_acts_again() -> Result<()> {
+    let Some(s) = setup("lifting_a_pause_clears_it_so_the_same_pause_acts_again", json!({})).await? else {
+        return Ok(());
+    };
+    let _operator = s.operator(&s.kubeconfig, &s.prometheus.url, &[])?;
+    s.exporter.set(30.0);
+    s.wait_replicas(3, CONVERGE).await?;
+    s.annotate(Some("1")).await?;
+    s.wait_replicas(1, CONVERGE).await?;
+    s.annotate(None).await?;
+    s.wait_replicas(3, CONVERGE).await?;
+    wait_for("pausedReplicas gone from status", CONVERGE, || async {
+        Ok(s.status().await?.get("pausedReplicas").is_none().then_some(()))
+    })
+    .await?;
+    s.annotate(Some("1")).await?;
+    s.wait_replicas(1, CONVERGE).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_prometheus_outage_waits_its_own_failure_duration() -> Result<()> {
+    let fallback = json!({"metrics": [{"type": "Prometheus", "prometheus": {
+        "query": "sum(e2e_load)", "target": {"type": "AverageValue", "averageValue": "10"},
+        "fallback": {"failureDurationSeconds": 20, "replicas": 4}}}]});
+    let Some(s) = setup("a_second_prometheus_outage_waits_its_own_failure_duration", fallback).await? else {
+        return Ok(());
+    };
+    // Prometheus behind a proxy the test cuts; queries give up after 1 s.
+    let prometheus_port = s.prometheus.url.rsplit(':').next().unwrap().to_string();
+    let outage = Proxy::start(format!("127.0.0.1:{prometheus_port}")).await?;
+    let url = format!("http://127.0.0.1:{}", outage.port);
+    let _operator = s.operator(&s.kubeconfig, &url, &["--prometheus-timeout", "1s"])?;
+    s.exporter.set(20.0);
+    s.wait_replicas(2, CONVERGE).await?;
+
+    for round in 1..=2 {
+        outage.cut();
+        let cut = Instant::now();
+        s.wait_replicas(4, Duration::from_secs(60)).await?;
+        assert!(
+            cut.elapsed() >= Duration::from_secs(18),
+            "outage {round}: the fallback applied {:?} after Prometheus went away, before its 20 s",
+            cut.elapsed()
+        );
+        outage.heal();
+        s.wait_replicas(2, CONVERGE).await?;
+        wait_for("metricFailures gone from status", CONVERGE, || async {
+            Ok(s.status().await?.get("metricFailures").is_none().then_some(()))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The value of an unlabelled gauge on an operator's admin server.
+async fn gauge(port: u16, name: &str) -> Option<f64> {
+    let text = reqwest_lite(port, "/metrics").await?;
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A plain HTTP GET on 127.0.0.1 (the admin server), with no client library.
+async fn reqwest_lite(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    Some(answer)
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_stops_before_the_standby_takes_over() -> Result<()> {
+    let Some(s) = setup("a_leader_cut_off_stops_before_the_standby_takes_over", json!({})).await? else {
+        return Ok(());
+    };
+    let partition = Proxy::start(proxy::upstream(&s.kubeconfig)?).await?;
+    let through_proxy = partition.kubeconfig(&s.kubeconfig, &std::env::temp_dir())?;
+    let elect = ["--leader-elect", "--leader-election-namespace", &s.ns.name];
+    let timings = [
+        "--leader-election-lease-duration",
+        "8s",
+        "--leader-election-renew-deadline",
+        "5s",
+        "--leader-election-retry-period",
+        "1s",
+    ];
+    let (leader_admin, standby_admin) = (free_port(), free_port());
+    let leader_addr = format!("127.0.0.1:{leader_admin}");
+    let standby_addr = format!("127.0.0.1:{standby_admin}");
+    let leader_args: Vec<&str> = elect
+        .iter()
+        .chain(&timings)
+        .copied()
+        .chain(["--admin-addr", &leader_addr])
+        .collect();
+    let leader = s.operator(&through_proxy, &s.prometheus.url, &leader_args)?;
+    wait_for("the first operator to lead", Duration::from_secs(60), || async {
+        Ok((gauge(leader_admin, "ferroscale_acting").await == Some(1.0)).then_some(()))
+    })
+    .await?;
+    let standby_args: Vec<&str> = elect
+        .iter()
+        .chain(&timings)
+        .copied()
+        .chain(["--admin-addr", &standby_addr])
+        .collect();
+    let standby = s.operator(&s.kubeconfig, &s.prometheus.url, &standby_args)?;
+    s.exporter.set(30.0);
+    s.wait_replicas(3, CONVERGE).await?;
+    assert_eq!(gauge(standby_admin, "ferroscale_acting").await, Some(0.0));
+
+    partition.cut();
+    let cut = Instant::now();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let standby_identity = format!("ferroscale-{}", standby.pid());
+    let mut stopped = None;
+    let taken = loop {
+        if stopped.is_none() && gauge(leader_admin, "ferroscale_acting").await == Some(0.0) {
+            stopped = Some(cut.elapsed());
+        }
+        let holder = leases.get("ferroscale").await?.spec.and_then(|l| l.holder_identity);
+        if holder.as_deref() == Some(standby_identity.as_str()) {
+            break cut.elapsed();
+        }
+        assert!(cut.elapsed() < Duration::from_secs(60), "the standby never took over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stopped = stopped.expect("the cut-off leader went on acting until the standby took over");
+    assert!(
+        stopped < taken,
+        "the leader stopped {stopped:?} after the cut, the standby took over at {taken:?}"
+    );
+
+    // The standby acts; after the partition heals the old leader stays a standby.
+    s.exporter.set(50.0);
+    s.wait_replicas(5, CONVERGE).await?;
+    partition.heal();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(gauge(leader_admin, "ferroscale_acting").await, Some(0.0), "two leaders");
+    assert_eq!(gauge(standby_admin, "ferroscale_acting").await, Some(1.0));
+    drop((leader, standby));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_server_away_for_a_minute_then_back() -> Result<()> {
+    let Some(s) = setup("the_api_server_away_for_a_minute_then_back", json!({})).await? else {
+        return Ok(());
+    };
+    let (outage, operator) = s.behind_a_proxy().await?;
+
+    outage.cut();
+    s.exporter.set(40.0);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        s.replicas().await?,
+        2,
+        "nothing was written while the API server was away"
+    );
+    outage.heal();
+    let back = Instant::now();
+    s.wait_replicas(4, Duration::from_secs(30)).await?;
+    assert!(
+        back.elapsed() < Duration::from_secs(15),
+        "evaluated {:?} after the API server came back",
+        back.elapsed()
+    );
+    drop(operator);
+    Ok(())
+}
+
+#[tokio::test]
+async fn watches_cut_every_few_seconds_lose_no_evaluation() -> Result<()> {
+    let Some(s) = setup("watches_cut_every_few_seconds_lose_no_evaluation", json!({})).await? else {
+        return Ok(());
+    };
+    let (flaky, operator) = s.behind_a_proxy().await?;
+    let resets = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            flaky.reset();
+        }
+    };
+    let follow = async {
+        for want in [4, 1, 5, 2] {
+            s.exporter.set(f64::from(want) * 10.0);
+            let asked = Instant::now();
+            s.wait_replicas(want, Duration::from_secs(60)).await?;
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "{want} took {:?} with connections reset every 3 s",
+                asked.elapsed()
+            );
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = follow => result?,
+        _ = resets => unreachable!(),
+    }
+    // The PodSet controller also kept up: the pods match the count.
+    wait_for("2 ready pods", CONVERGE, || async {
+        let status = s.podsets.get_status("web").await?.status.unwrap_or_default();
+        Ok((status.ready_replicas == 2 && status.replicas == 2).then_some(()))
+    })
+    .await?;
+    drop(operator);
+    Ok(())
+}
