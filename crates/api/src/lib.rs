@@ -4,6 +4,7 @@
 
 pub mod autoscaler;
 pub mod crd;
+pub mod duration;
 pub mod metrics_apis;
 pub mod podset;
 pub mod quantity;

@@ -46,11 +46,7 @@ pub fn parse_tolerance(text: &str) -> Result<f64, String> {
 
 /// Go duration syntax (`30s`, `5m`, `1m30s`), as Kubernetes flags take.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: kube::core::Duration = text.parse().map_err(|e| format!("invalid duration {text:?}: {e}"))?;
-    if d.is_negative() {
-        return Err(format!("duration {text:?} must not be negative"));
-    }
-    Ok(d.into())
+    ferroscale_api::duration::parse(text)
 }
 
 /// Where metrics are read from, shared by `run` and live `explain`.

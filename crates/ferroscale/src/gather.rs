@@ -50,10 +50,7 @@ fn pod_usage(m: &PodMetrics) -> Result<PodUsage, String> {
     let name = m.metadata.name.clone().unwrap_or_default();
     let window = match m.window.as_deref() {
         None | Some("") => Duration::ZERO,
-        Some(text) => text
-            .parse::<kube::core::Duration>()
-            .map(Duration::from)
-            .map_err(|e| format!("PodMetrics {name}: window {text:?}: {e}"))?,
+        Some(text) => ferroscale_api::duration::parse(text).map_err(|e| format!("PodMetrics {name}: window {e}"))?,
     };
     let mut containers = Vec::with_capacity(m.containers.len());
     for c in &m.containers {

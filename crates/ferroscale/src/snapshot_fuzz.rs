@@ -145,3 +145,24 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzzer: a PodMetrics window too long for a duration ("99999999999999999999s")
+/// panicked in kube's duration parser; it is now that metric's error.
+#[test]
+fn regression_a_window_too_long_for_a_duration() {
+    let text = examples()
+        .iter()
+        .find(|e| e.contains("window: 30s"))
+        .expect("an example with a 30s window")
+        .replacen("window: 30s", "window: 99999999999999999999s", 1);
+    let snapshot = Snapshot::parse(&text).unwrap();
+    let now = "2026-06-01T12:00:00Z".parse().unwrap();
+    let replay = replay_snapshot(snapshot, now, &ferroscale_autoscaler::Settings::default());
+    let json = to_json(&replay);
+    assert!(
+        json["metrics"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("longer than a duration can be")),
+        "{json:#}"
+    );
+}

@@ -138,11 +138,7 @@ impl MetricsApis {
             let window = m
                 .window
                 .as_deref()
-                .map(|w| {
-                    w.parse::<kube::core::Duration>()
-                        .map(Duration::from)
-                        .unwrap_or(Duration::ZERO)
-                })
+                .and_then(|w| ferroscale_api::duration::parse(w).ok())
                 .unwrap_or(Duration::ZERO);
             let containers = m
                 .containers
