@@ -343,3 +343,97 @@ async fn watches_cut_every_few_seconds_lose_no_evaluation() -> Result<()> {
     drop(operator);
     Ok(())
 }
+
+/// Notes of the namespace's events with `reason`.
+fn event_notes(s: &Setup, reason: &str) -> Result<Vec<String>> {
+    let list = kubectl(
+        &s.kubeconfig,
+        &["get", "events.events.k8s.io", "-n", &s.ns.name, "-o", "json"],
+    )?;
+    let events: Value = serde_json::from_str(&list)?;
+    Ok(events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == reason)
+        .filter_map(|e| e["note"].as_str().map(String::from))
+        .collect())
+}
+
+#[tokio::test]
+async fn a_tenants_server_address_reaches_nothing_and_nothing_is_echoed() -> Result<()> {
+    const CREDENTIALS: &str = "AKIA-internal-credentials-of-the-node";
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let internal = support::prometheus::serve(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(CREDENTIALS.to_string())
+    })
+    .await;
+    // An allowed server that answers with something else than Prometheus' JSON.
+    let talkative = support::prometheus::serve(|_| Some(CREDENTIALS.to_string())).await;
+    let forged = json!({"metrics": [{"type": "Prometheus", "prometheus": {
+        "serverAddress": format!("http://127.0.0.1:{internal}/internal/credentials#"),
+        "query": "up", "target": {"type": "Value", "value": "1"}}}]});
+    let Some(s) = setup("a_tenants_server_address_reaches_nothing_and_nothing_is_echoed", forged).await? else {
+        return Ok(());
+    };
+    let talkative_url = format!("http://127.0.0.1:{talkative}");
+    let _operator = s.operator(
+        &s.kubeconfig,
+        &s.prometheus.url,
+        &["--prometheus-allowed-urls", &talkative_url],
+    )?;
+    let condition = |a: &Autoscaler| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "ScalingActive").cloned())
+    };
+    let refused = wait_for("ForbiddenMetricSource", CONVERGE, || async {
+        let a = s.autoscalers.get_status("web").await?;
+        Ok(condition(&a).filter(|c| c.reason.as_deref() == Some("ForbiddenMetricSource")))
+    })
+    .await?;
+    assert_eq!(refused.status, "False");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("prometheus.serverAddress"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the internal endpoint was asked"
+    );
+
+    // Pointed at the allowed but talkative server: the failure is described, never repeated.
+    let patch = json!({"spec": {"metrics": [{"type": "Prometheus", "prometheus": {
+        "serverAddress": talkative_url, "query": "up", "target": {"type": "Value", "value": "1"}}}]}});
+    s.autoscalers
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let failed = wait_for("FailedGetPrometheusMetric", CONVERGE, || async {
+        let a = s.autoscalers.get_status("web").await?;
+        Ok(condition(&a).filter(|c| c.reason.as_deref() == Some("FailedGetPrometheusMetric")))
+    })
+    .await?;
+    let message = failed.message.unwrap_or_default();
+    assert!(message.contains("not Prometheus' JSON"), "{message}");
+    let notes = wait_for("the event", Duration::from_secs(30), || async {
+        let notes = event_notes(&s, "FailedGetPrometheusMetric")?;
+        Ok((!notes.is_empty()).then_some(notes))
+    })
+    .await?;
+    for text in notes
+        .iter()
+        .chain(std::iter::once(&message))
+        .chain(event_notes(&s, "ForbiddenMetricSource")?.iter())
+    {
+        assert!(!text.contains(CREDENTIALS), "echoed: {text}");
+    }
+    Ok(())
+}

@@ -42,9 +42,11 @@ impl Fairness {
         }
     }
 
-    /// The default share of one namespace: a quarter of the slots, at least one.
+    /// The default share of one namespace: half the slots, at least one. A tenant whose
+    /// sources hang leaves the others half; an operator with one busy namespace keeps half
+    /// its parallelism.
     pub fn default_per_namespace(global: usize) -> usize {
-        (global / 4).max(1)
+        (global / 2).max(1)
     }
 
     fn namespace(&self, namespace: &str) -> Arc<Semaphore> {
@@ -114,7 +116,7 @@ mod tests {
 
     #[test]
     fn shares_are_at_least_one_and_at_most_the_whole() {
-        assert_eq!(Fairness::default_per_namespace(32), 8);
+        assert_eq!(Fairness::default_per_namespace(32), 16);
         assert_eq!(Fairness::default_per_namespace(2), 1);
         assert_eq!(Fairness::new(4, 10).per_namespace, 4);
         assert_eq!(Fairness::new(0, 0).per_namespace, 1);

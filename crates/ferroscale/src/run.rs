@@ -53,7 +53,7 @@ pub struct RunArgs {
     /// to the API server, so this also bounds the connections (kube's client speaks HTTP/1.1).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY")]
     concurrency: u16,
-    /// How many Autoscalers of one namespace are evaluated at once (default: a quarter of
+    /// How many Autoscalers of one namespace are evaluated at once (default: half of
     /// --concurrency, at least 1), so that a tenant whose metric sources hang cannot take
     /// every slot.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY_PER_NAMESPACE")]
