@@ -282,7 +282,10 @@ async fn operate(args: RunArgs) -> Result<()> {
                 _ = shutdown.clone() => break,
             }
         }
-        let mut tasks = start_term(&args, &client, &pods, &scopes, &telemetry, &shutdown)?;
+        let Term {
+            controllers: mut tasks,
+            watches: mut term_watches,
+        } = start_term(&args, &client, &pods, &scopes, &telemetry, &shutdown)?;
         telemetry.acting.set(1);
         info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
         let held = async {
@@ -299,6 +302,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 if drained.is_err() {
                     tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
                 }
+                term_watches.abort_all();
                 if let Some(elector) = elector.as_mut() {
                     elector.release().await;
                 }
@@ -307,6 +311,7 @@ async fn operate(args: RunArgs) -> Result<()> {
             _ = held => {
                 // Stop before a standby may take over: no reconcile of this term goes on.
                 tasks.abort_all();
+                term_watches.abort_all();
                 while tasks.join_next().await.is_some() {}
                 telemetry.acting.set(0);
                 tracing::error!("stopped acting: this replica no longer leads; campaigning again");
@@ -319,8 +324,16 @@ async fn operate(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Starts one term of the controllers: everything that acts (and the HPA watches whose index
-/// a term's conflict checks read), on top of the pod cache that outlives terms.
+/// One term of the controllers.
+struct Term {
+    /// Everything that acts; drained at shutdown.
+    controllers: tokio::task::JoinSet<()>,
+    /// The HPA watches whose index the term's conflict checks read; they never end on their
+    /// own, so they are stopped, not drained.
+    watches: tokio::task::JoinSet<()>,
+}
+
+/// Starts one term of the controllers, on top of the pod cache that outlives terms.
 fn start_term(
     args: &RunArgs,
     client: &Client,
@@ -328,8 +341,9 @@ fn start_term(
     scopes: &[Option<String>],
     telemetry: &Arc<Telemetry>,
     shutdown: &Shutdown,
-) -> Result<tokio::task::JoinSet<()>> {
+) -> Result<Term> {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut watches = tokio::task::JoinSet::new();
     // One controller of each kind per watched namespace (or one for all).
     if args.controllers.contains(&ControllerKind::Podset) {
         let reporter = Reporter {
@@ -407,7 +421,7 @@ fn start_term(
                 }
                 std::future::ready(())
             });
-            tasks.spawn(hpa_watch);
+            watches.spawn(hpa_watch);
             tasks.spawn(autoscaler::run(
                 scoped::<Autoscaler>(client, namespace.as_deref()),
                 ctx.clone(),
@@ -416,5 +430,8 @@ fn start_term(
             ));
         }
     }
-    Ok(tasks)
+    Ok(Term {
+        controllers: tasks,
+        watches,
+    })
 }
