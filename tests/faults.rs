@@ -437,3 +437,111 @@ async fn a_tenants_server_address_reaches_nothing_and_nothing_is_echoed() -> Res
     }
     Ok(())
 }
+
+/// The largest gap between two evaluations of each Autoscaler of `namespace`, from the
+/// operator's last-evaluation gauges scraped every second for `window`.
+async fn evaluation_gaps(admin: u16, namespace: &str, window: Duration) -> Result<Vec<i64>> {
+    let name = "ferroscale_autoscaler_last_evaluation_timestamp_seconds";
+    let mut last: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    let start = Instant::now();
+    while start.elapsed() < window {
+        let text = reqwest_lite(admin, "/metrics").await.unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("namespace=\"{namespace}\"")))
+        {
+            let (labels, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+            let at: i64 = value.trim().parse::<f64>().unwrap_or(0.0) as i64;
+            let entry = last.entry(labels.to_string()).or_insert((at, 0));
+            if at > entry.0 {
+                entry.1 = entry.1.max(at - entry.0);
+                entry.0 = at;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(last.into_values().map(|(_, gap)| gap).collect())
+}
+
+#[tokio::test]
+async fn a_tenant_on_a_hanging_source_leaves_the_others_their_period() -> Result<()> {
+    const FAST: usize = 100;
+    const SLOW: usize = 10;
+    let Some(s) = setup("a_tenant_on_a_hanging_source_leaves_the_others_their_period", json!({})).await? else {
+        return Ok(());
+    };
+    let slow = TestNamespace::create(&s.client, &s.kubeconfig, "ferroscale-e2e-hanging").await?;
+    let hanging = support::prometheus::serve(|_| None).await;
+    let hanging_url = format!("http://127.0.0.1:{hanging}");
+    for (namespace, count, server) in [(&s.ns.name, FAST, None), (&slow.name, SLOW, Some(&hanging_url))] {
+        let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), namespace);
+        let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), namespace);
+        for i in 0..count {
+            let name = format!("t{i}");
+            let podset: PodSet = serde_json::from_value(json!({
+                "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": name},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
+            }))?;
+            podsets.create(&PostParams::default(), &podset).await?;
+            let autoscaler: Autoscaler = serde_json::from_value(json!({
+                "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler", "metadata": {"name": name},
+                "spec": {"scaleTargetRef": {"apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "name": name},
+                         "maxReplicas": 3,
+                         "metrics": [{"type": "Prometheus", "prometheus": {"serverAddress": server, "query": "sum(e2e_load)",
+                                      "target": {"type": "AverageValue", "averageValue": "10"}}}]}
+            }))?;
+            autoscalers.create(&PostParams::default(), &autoscaler).await?;
+        }
+    }
+    // Eight slots, fewer than the hanging tenant's Autoscalers; each of its queries waits 5 s.
+    let mut figures = Vec::new();
+    for per_namespace in ["8", "4"] {
+        let admin = free_port();
+        let admin_addr = format!("127.0.0.1:{admin}");
+        let namespaces = format!("{},{}", s.ns.name, slow.name);
+        let operator = Operator::start(
+            &s.kubeconfig,
+            &[
+                "--namespace",
+                &namespaces,
+                "--sync-period",
+                "5s",
+                "--prometheus-url",
+                &s.prometheus.url,
+                "--prometheus-allowed-urls",
+                &hanging_url,
+                "--prometheus-timeout",
+                "5s",
+                "--concurrency",
+                "8",
+                "--concurrency-per-namespace",
+                per_namespace,
+                "--admin-addr",
+                &admin_addr,
+            ],
+        )?;
+        // Settle (every Autoscaler evaluated once), then measure a minute.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let gaps = evaluation_gaps(admin, &s.ns.name, Duration::from_secs(60)).await?;
+        drop(operator);
+        let worst = gaps.iter().copied().max().unwrap_or(i64::MAX);
+        let on_time = gaps.iter().filter(|g| **g <= 7).count();
+        println!(
+            "per-namespace share {per_namespace} of 8: {} of {} fast Autoscalers evaluated, {on_time} never more than 7 s apart (period 5 s), worst gap {worst} s",
+            gaps.len(),
+            FAST + 1
+        );
+        figures.push((gaps.len(), on_time, worst));
+    }
+    // The setup's own Autoscaler `web` is the fast tenant's 101st.
+    let (evaluated, on_time, worst) = figures[1];
+    assert_eq!(evaluated, FAST + 1, "every fast Autoscaler was evaluated");
+    assert_eq!(
+        on_time,
+        FAST + 1,
+        "with a share of 4, the fast tenant keeps its period (worst gap {worst} s)"
+    );
+    Ok(())
+}

@@ -89,6 +89,14 @@ impl Elector {
         &self.identity
     }
 
+    /// How long a leader may go on acting without renewing, counted from now: its renew
+    /// deadline less two retry periods, since the last renewal may be up to one period old.
+    pub fn acting_margin(&self) -> Duration {
+        self.timing
+            .renew_deadline
+            .saturating_sub(self.timing.retry_period.saturating_mul(2))
+    }
+
     fn record(&self, acquire_time: Option<MicroTime>, transitions: i32) -> LeaseSpec {
         let now = MicroTime(Timestamp::now());
         LeaseSpec {

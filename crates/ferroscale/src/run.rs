@@ -297,10 +297,13 @@ async fn operate(args: RunArgs) -> Result<()> {
         tokio::select! {
             _ = shutdown.clone() => {
                 info!("shutting down: finishing reconciles in flight");
+                // The Lease is not renewed meanwhile: a leader stops within its deadline.
+                let grace = elector.as_ref().map_or(SHUTDOWN_GRACE, |e| e.acting_margin().min(SHUTDOWN_GRACE));
                 let drained =
-                    tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+                    tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
                 if drained.is_err() {
-                    tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+                    tracing::warn!("reconciles still running after {grace:?}; stopping anyway");
+                    tasks.abort_all();
                 }
                 term_watches.abort_all();
                 if let Some(elector) = elector.as_mut() {

@@ -11,14 +11,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::PrometheusMetricSource;
-use tracing::debug;
-use url::Url;
-
-use crate::destinations::{self, AllowedServers};
 use ferroscale_api::quantity::ParsedQuantity;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde::Deserialize;
+use tracing::debug;
+use url::Url;
+
+use crate::destinations::{self, AllowedServers};
 
 /// Credentials are re-read from their Secret after this long.
 const SECRET_TTL: Duration = Duration::from_secs(30);
