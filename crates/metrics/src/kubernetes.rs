@@ -75,11 +75,10 @@ fn describe_error(error: &kube::Error) -> String {
                 format!("the server answered {}", status.code)
             }
         }
+        // A decoding error quotes the value it choked on.
         kube::Error::SerdeError(_) => "the answer is not the JSON of a metrics API".into(),
-        other => {
-            tracing::debug!(error = %other, "a metrics API request failed");
-            "the request failed (the operator's debug log says why)".into()
-        }
+        // The others are the transport's own (connection refused, TLS, timeouts).
+        other => other.to_string(),
     }
 }
 
