@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds chart-lint e2e explain-samples bench demo ci fuzz
+.PHONY: help build test lint fmt crds chart-lint e2e e2e-restart explain-samples bench demo ci fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ chart-lint: ## helm lint and helm template of charts/ferroscale
 e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG (and FERROSCALE_E2E_METRICS_FILE)
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
 	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate --test e2e_faults
+
+e2e-restart: ## The end-to-end test that stops and starts the API server of FERROSCALE_E2E_PLANE (e.g. /opt/k8s128), alone
+	@test -n "$$FERROSCALE_E2E_KUBECONFIG" -a -n "$$FERROSCALE_E2E_PLANE" || { echo "set FERROSCALE_E2E_KUBECONFIG and FERROSCALE_E2E_PLANE"; exit 2; }
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_faults -E 'test(the_api_server_stopped_for_a_minute_then_started)'
 
 explain-samples: ## Replay the shared upstream-derived explain samples, when ../shared is present
 	@if [ -f $(SAMPLES) ]; then \

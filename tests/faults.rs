@@ -545,3 +545,69 @@ async fn a_tenant_on_a_hanging_source_leaves_the_others_their_period() -> Result
     );
     Ok(())
 }
+
+/// The local control plane's directory (its `up.sh` and `run/pids/`), when a test may stop and
+/// start its kube-apiserver: FERROSCALE_E2E_PLANE, e.g. /opt/k8s128. Such a test stops the API
+/// server under every test running beside it, so `make e2e-restart` runs it alone.
+fn plane_or_skip(test: &str) -> Option<std::path::PathBuf> {
+    let plane = std::env::var_os("FERROSCALE_E2E_PLANE").map(std::path::PathBuf::from);
+    if plane.is_none() {
+        eprintln!("skipped {test}: FERROSCALE_E2E_PLANE is not set (make e2e-restart sets it)");
+    }
+    plane
+}
+
+#[tokio::test]
+async fn the_api_server_stopped_for_a_minute_then_started() -> Result<()> {
+    let test = "the_api_server_stopped_for_a_minute_then_started";
+    let Some(plane) = plane_or_skip(test) else {
+        return Ok(());
+    };
+    let Some(s) = setup(test, json!({})).await? else {
+        return Ok(());
+    };
+    let mut operator = s.operator(&s.kubeconfig, &s.prometheus.url, &[])?;
+    s.exporter.set(20.0);
+    s.wait_replicas(2, CONVERGE).await?;
+
+    let pid = std::fs::read_to_string(plane.join("run/pids/kube-apiserver.pid"))?;
+    let pid = pid.trim().to_string();
+    // Killed, as a crashed control-plane node would lose it: no graceful shutdown.
+    std::process::Command::new("kill").args(["-KILL", &pid]).status()?;
+    let stopped = Instant::now();
+    // Stopped: gone, or a zombie its parent has not reaped yet.
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| stat.rsplit(')').next().map(|rest| rest.trim_start().starts_with('Z')) == Some(false))
+            .unwrap_or(false)
+    };
+    while alive(&pid) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "kube-apiserver did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.exporter.set(40.0);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(operator.running(), "the operator exited while the API server was away");
+    // up.sh can find a component it just started not yet running under load: once more then.
+    let mut started = std::process::Command::new(plane.join("up.sh")).output()?;
+    if !started.status.success() {
+        started = std::process::Command::new(plane.join("up.sh")).output()?;
+    }
+    assert!(
+        started.status.success(),
+        "up.sh: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let back = Instant::now();
+    s.wait_replicas(4, Duration::from_secs(60)).await?;
+    assert!(
+        back.elapsed() < Duration::from_secs(20),
+        "the decision landed {:?} after the API server was back",
+        back.elapsed()
+    );
+    assert!(operator.running());
+    Ok(())
+}

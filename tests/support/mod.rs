@@ -182,6 +182,11 @@ impl Operator {
         self.child.id()
     }
 
+    /// Whether the operator is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops the operator as Kubernetes would (SIGTERM), waiting for it to exit.
     pub fn stop(self) -> Result<()> {
         self.signal("TERM")
