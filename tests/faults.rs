@@ -183,7 +183,7 @@ async fn a_second_prometheus_outage_waits_its_own_failure_duration() -> Result<(
 
 /// The value of an unlabelled gauge on an operator's admin server.
 async fn gauge(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest_lite(port, "/metrics").await?;
+    let text = http_get(port, "/metrics").await?;
     text.lines()
         .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1))
@@ -191,7 +191,7 @@ async fn gauge(port: u16, name: &str) -> Option<f64> {
 }
 
 /// A plain HTTP GET on 127.0.0.1 (the admin server), with no client library.
-async fn reqwest_lite(port: u16, path: &str) -> Option<String> {
+async fn http_get(port: u16, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
@@ -445,7 +445,7 @@ async fn evaluation_gaps(admin: u16, namespace: &str, window: Duration) -> Resul
     let mut last: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
     let start = Instant::now();
     while start.elapsed() < window {
-        let text = reqwest_lite(admin, "/metrics").await.unwrap_or_default();
+        let text = http_get(admin, "/metrics").await.unwrap_or_default();
         for line in text
             .lines()
             .filter(|l| l.starts_with(name) && l.contains(&format!("namespace=\"{namespace}\"")))
