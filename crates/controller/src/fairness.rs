@@ -66,21 +66,19 @@ impl Fairness {
 
     /// Waits for a slot of `namespace`, then for a global one.
     pub async fn enter(&self, namespace: &str) -> Permit {
-        let slots = self.namespace(namespace);
-        // The semaphores are never closed, so acquiring cannot fail.
-        let namespace = loop {
-            if let Ok(permit) = slots.clone().acquire_owned().await {
-                break permit;
-            }
-        };
-        let global = loop {
-            if let Ok(permit) = self.global.clone().acquire_owned().await {
-                break permit;
-            }
-        };
+        let namespace = permit(self.namespace(namespace)).await;
         Permit {
             _namespace: namespace,
-            _global: global,
+            _global: permit(self.global.clone()).await,
+        }
+    }
+}
+
+/// A permit of `slots`, which is never closed, so acquiring cannot fail.
+async fn permit(slots: Arc<Semaphore>) -> OwnedSemaphorePermit {
+    loop {
+        if let Ok(permit) = slots.clone().acquire_owned().await {
+            return permit;
         }
     }
 }

@@ -126,7 +126,7 @@ impl Elector {
                         self.observe(created.spec.unwrap_or_default());
                         Ok(true)
                     }
-                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                    Err(error) if crate::is_conflict(&error) => Ok(false),
                     Err(error) => Err(error),
                 };
             }
@@ -161,7 +161,7 @@ impl Elector {
                 self.observe(written.spec.unwrap_or_default());
                 Ok(true)
             }
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(error) if crate::is_conflict(&error) => Ok(false),
             Err(error) => Err(error),
         }
     }

@@ -15,3 +15,9 @@ pub mod rbac;
 pub mod slim;
 pub mod status_patch;
 pub mod telemetry;
+
+/// Whether a write failed because the object changed since it was read (409 Conflict): what
+/// every conditional write (status, scale, the Lease) checks for.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}

@@ -22,11 +22,6 @@ pub fn replace<S: Serialize>(status: &S, resource_version: Option<&str>) -> Resu
     Ok(Patch::Json(patch))
 }
 
-/// Whether a write failed because the object changed since it was read.
-pub fn is_conflict(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 409)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -140,7 +140,7 @@ impl Context {
             status_patch::replace(status, version).map_err(|e| Error::Status(name.clone(), kube::Error::SerdeError(e)))
         };
         let written = match api.patch_status(&name, &PatchParams::default(), &patch(version)?).await {
-            Err(error) if status_patch::is_conflict(&error) => {
+            Err(error) if crate::is_conflict(&error) => {
                 let current = api
                     .get_status(&name)
                     .await

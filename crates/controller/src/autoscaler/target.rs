@@ -97,7 +97,7 @@ impl Targets {
             )
             .await
         {
-            Err(kube::Error::Api(status)) if status.code == 409 => {
+            Err(error) if crate::is_conflict(&error) => {
                 let current = api.get_scale(&reference.name).await.map_err(api_error)?;
                 let now = current.spec.as_ref().and_then(|s| s.replicas);
                 if now != decided_from {
