@@ -190,16 +190,8 @@ fn identity() -> String {
 }
 
 async fn operate(args: RunArgs) -> Result<()> {
-    if args.controllers.contains(&ControllerKind::Autoscaler) {
-        if args.sync_period.is_zero() {
-            anyhow::bail!("--sync-period must be longer than 0s");
-        }
-        // Both flags are read strictly before anything starts; the error names the flag.
-        ferroscale_metrics::destinations::AllowedServers::new(
-            args.sources.prometheus_url.as_deref(),
-            &args.sources.prometheus_allowed_urls,
-        )
-        .map_err(anyhow::Error::msg)?;
+    if args.controllers.contains(&ControllerKind::Autoscaler) && args.sync_period.is_zero() {
+        anyhow::bail!("--sync-period must be longer than 0s");
     }
     let mut config = match &args.kubeconfig {
         Some(path) => {
@@ -217,6 +209,13 @@ async fn operate(args: RunArgs) -> Result<()> {
     // minutes inside one reconcile, hiding the failure. Every evaluation is retried anyway.
     config.default_retry = false;
     let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
+    // The metric sources serve every term; building them reads the Prometheus flags strictly,
+    // before anything starts (the error names the flag).
+    let sources = if args.controllers.contains(&ControllerKind::Autoscaler) {
+        Some(Arc::new(args.sources.sources(&client)?))
+    } else {
+        None
+    };
 
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
@@ -285,7 +284,7 @@ async fn operate(args: RunArgs) -> Result<()> {
         let Term {
             controllers: mut tasks,
             watches: mut term_watches,
-        } = start_term(&args, &client, &pods, &scopes, &telemetry, &shutdown)?;
+        } = start_term(&args, &client, &pods, &scopes, sources.as_ref(), &telemetry, &shutdown);
         telemetry.acting.set(1);
         info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
         let held = async {
@@ -342,9 +341,10 @@ fn start_term(
     client: &Client,
     pods: &pod_cache::PodCache,
     scopes: &[Option<String>],
+    sources: Option<&Arc<ferroscale_metrics::Sources>>,
     telemetry: &Arc<Telemetry>,
     shutdown: &Shutdown,
-) -> Result<Term> {
+) -> Term {
     let mut tasks = tokio::task::JoinSet::new();
     let mut watches = tokio::task::JoinSet::new();
     // One controller of each kind per watched namespace (or one for all).
@@ -371,8 +371,8 @@ fn start_term(
             ));
         }
     }
-    if args.controllers.contains(&ControllerKind::Autoscaler) {
-        let sources = args.sources.sources(client)?;
+    // Sources are there exactly when the Autoscaler controller runs.
+    if let Some(sources) = sources {
         let reporter = Reporter {
             controller: "ferroscale-autoscaler".into(),
             instance: identity(),
@@ -382,7 +382,7 @@ fn start_term(
                 client: client.clone(),
                 pods: pods.clone(),
                 targets: autoscaler::target::Targets::new(client.clone()),
-                metrics: Arc::new(sources),
+                metrics: sources.clone(),
                 neighbours: Default::default(),
             },
             settings: Settings {
@@ -433,8 +433,8 @@ fn start_term(
             ));
         }
     }
-    Ok(Term {
+    Term {
         controllers: tasks,
         watches,
-    })
+    }
 }

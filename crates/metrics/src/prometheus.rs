@@ -80,7 +80,8 @@ struct Auth {
 /// each only if allowed.
 pub struct Prometheus {
     client: Option<Client>,
-    default_url: Option<String>,
+    /// `--prometheus-url`, read once.
+    default_url: Option<Url>,
     allowed: AllowedServers,
     timeout: Duration,
     http: reqwest::Client,
@@ -173,14 +174,15 @@ fn transport_error(error: &reqwest::Error) -> String {
     } else {
         "the request failed"
     };
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(next) = cause.source() {
-        cause = next;
+    let mut innermost = None;
+    let mut cause = std::error::Error::source(error);
+    while let Some(next) = cause {
+        innermost = Some(next);
+        cause = next.source();
     }
-    if std::ptr::addr_eq(cause, error as &dyn std::error::Error) {
-        kind.to_string()
-    } else {
-        format!("{kind}: {cause}")
+    match innermost {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
     }
 }
 
@@ -194,8 +196,12 @@ impl Prometheus {
         allowed_urls: &[String],
         timeout: Duration,
     ) -> Result<Self, String> {
+        let allowed = AllowedServers::new(default_url.as_deref(), allowed_urls)?;
+        let default_url = default_url
+            .map(|url| destinations::parse_base_url(&url).map_err(|e| format!("--prometheus-url: {e}")))
+            .transpose()?;
         Ok(Self {
-            allowed: AllowedServers::new(default_url.as_deref(), allowed_urls)?,
+            allowed,
             client,
             default_url,
             timeout,
@@ -267,13 +273,10 @@ impl Prometheus {
     fn server(&self, source: &PrometheusMetricSource) -> Result<Url, String> {
         match source.server_address.as_deref() {
             Some(address) => self.allowed.check("prometheus.serverAddress", address),
-            None => {
-                let default = self
-                    .default_url
-                    .as_deref()
-                    .ok_or("no serverAddress, and the operator has no --prometheus-url")?;
-                destinations::parse_base_url(default).map_err(|e| format!("--prometheus-url: {e}"))
-            }
+            None => self
+                .default_url
+                .clone()
+                .ok_or_else(|| "no serverAddress, and the operator has no --prometheus-url".to_string()),
         }
     }
 
