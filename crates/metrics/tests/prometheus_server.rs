@@ -112,15 +112,9 @@ async fn timeouts_and_unreachable_servers_are_named() {
         Duration::from_millis(500),
     )
     .unwrap();
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{silent}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, silent).await;
     assert!(err.contains("did not answer within"), "{err}");
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{closed}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, closed).await;
     assert!(err.contains("cannot reach Prometheus"), "{err}");
     let mut no_address = source("http://x", "up");
     no_address.server_address = None;
@@ -236,6 +230,14 @@ async fn counting(response: Vec<u8>) -> (u16, Arc<std::sync::atomic::AtomicUsize
     (port, hits)
 }
 
+/// The error of querying `up` on the local server at `port`.
+async fn error_at(prometheus: &Prometheus, port: u16) -> String {
+    prometheus
+        .query("ns", &source(&format!("http://127.0.0.1:{port}"), "up"))
+        .await
+        .unwrap_err()
+}
+
 fn allowing(ports: &[u16]) -> Prometheus {
     let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     Prometheus::new(None, None, &urls, Duration::from_secs(5)).unwrap()
@@ -254,30 +256,21 @@ async fn what_a_server_answers_is_described_never_repeated() {
     let (odd_type, _) = counting(respond("200 OK", &format!("text/{SECRET}"), SECRET)).await;
     let prometheus = allowing(&[page, refusal, odd_type]);
 
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{page}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, page).await;
     assert!(
         err.contains("answered 200 OK with text/html (38 bytes), not Prometheus' JSON"),
         "{err}"
     );
     assert!(!err.contains(SECRET), "{err}");
 
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{refusal}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, refusal).await;
     assert!(
         err.contains("refused the query (400 Bad Request, an unknown error type)"),
         "{err}"
     );
     assert!(!err.contains(SECRET), "{err}");
 
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{odd_type}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, odd_type).await;
     assert!(!err.contains(SECRET), "{err}");
 }
 
@@ -301,10 +294,7 @@ async fn refused_addresses_and_redirects_send_nothing_further() {
             "{err}"
         );
     }
-    let err = prometheus
-        .query("ns", &source(&format!("http://127.0.0.1:{redirecting}"), "up"))
-        .await
-        .unwrap_err();
+    let err = error_at(&prometheus, redirecting).await;
     assert!(
         err.contains("302 Found, a redirect; redirects are not followed"),
         "{err}"
@@ -333,10 +323,7 @@ async fn an_answer_over_the_bound_is_refused_unread() {
     let (streamed, _) = counting(chunked).await;
     let prometheus = allowing(&[declared, streamed]);
     for port in [declared, streamed] {
-        let err = prometheus
-            .query("ns", &source(&format!("http://127.0.0.1:{port}"), "up"))
-            .await
-            .unwrap_err();
+        let err = error_at(&prometheus, port).await;
         assert!(err.contains("an answer over 1048576 bytes; it was not read"), "{err}");
     }
 }
