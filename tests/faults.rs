@@ -550,7 +550,9 @@ async fn a_tenant_on_a_hanging_source_leaves_the_others_their_period() -> Result
 /// start its kube-apiserver: FERROSCALE_E2E_PLANE, e.g. /opt/k8s128. Such a test stops the API
 /// server under every test running beside it, so `make e2e-restart` runs it alone.
 fn plane_or_skip(test: &str) -> Option<std::path::PathBuf> {
-    let plane = std::env::var_os("FERROSCALE_E2E_PLANE").map(std::path::PathBuf::from);
+    let plane = std::env::var_os("FERROSCALE_E2E_PLANE")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     if plane.is_none() {
         eprintln!("skipped {test}: FERROSCALE_E2E_PLANE is not set (make e2e-restart sets it)");
     }
