@@ -4,9 +4,9 @@ use ferroscale_api::{AutoscalerCondition, MetricSourceType};
 use jiff::Timestamp;
 
 use crate::conditions::{self, SCALING_ACTIVE};
-use crate::decision::{Decision, Event};
 use crate::metric::MetricOutcome;
 use crate::samples::FORBIDDEN_METRIC_SOURCE;
+use crate::types::{Decision, Event};
 
 /// The maximum over valid metrics, with the HPA's rule for invalid ones: they are ignored when
 /// the valid ones propose a scale-up (or no change), and block everything otherwise.

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions;
-use crate::decision::Event;
 use crate::metric::MetricOutcome;
 use crate::time::minus_seconds;
+use crate::types::Event;
 
 pub const FALLBACK_ACTIVE: &str = "FallbackActive";
 

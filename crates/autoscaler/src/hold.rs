@@ -8,8 +8,8 @@ use ferroscale_api::{AutoscalerCondition, AutoscalerStatus};
 use jiff::Timestamp;
 
 use crate::conditions::{self, SCALING_ACTIVE};
-use crate::decision::Event;
 use crate::pause::Pause;
+use crate::types::Event;
 
 /// Another autoscaler that this one must not fight, found by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use ferroscale_api::*;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::calculate::{self, Context, Proposal};
-use crate::decision::Scale;
 use crate::samples::{FORBIDDEN_METRIC_SOURCE, Gathered, MetricValues};
+use crate::types::Scale;
 
 /// One metric's part in the decision.
 #[derive(Debug, Clone, PartialEq, Default)]

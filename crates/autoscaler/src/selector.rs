@@ -138,6 +138,20 @@ impl Parser<'_> {
     }
 }
 
+/// The selector of the target's pods, or the event reason and condition message for why it is
+/// unusable.
+pub fn scale_selector(scale: &crate::types::Scale) -> Result<Selector, (&'static str, String)> {
+    match scale.selector.as_deref() {
+        None | Some("") => Err(("SelectorRequired", "selector is required".into())),
+        Some(text) => parse(text).map_err(|e| {
+            (
+                "InvalidSelector",
+                format!("couldn't convert selector into a corresponding internal selector object: {e}"),
+            )
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

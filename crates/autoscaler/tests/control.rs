@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use ferroscale_autoscaler::decision::sync_period;
 use ferroscale_autoscaler::hold::Conflict;
+use ferroscale_autoscaler::settings::sync_period;
 use ferroscale_autoscaler::{Decision, Input, MetricValues, Settings, decide};
 
 /// 9 proposed (an External metric), 3 running; min 1, max 20.

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ferroscale_api::ScalingPolicyType::{Percent, Pods};
 use ferroscale_api::{Behavior, SelectPolicy};
-use ferroscale_autoscaler::decision::Path;
+use ferroscale_autoscaler::Path;
 use ferroscale_autoscaler::{Decision, MetricValues};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -9,7 +9,8 @@ use common::*;
 use ferroscale_api::ScalingPolicyType::{Percent, Pods};
 use ferroscale_api::{Behavior, SelectPolicy};
 use ferroscale_autoscaler::MetricValues;
-use ferroscale_autoscaler::decision::{Path, reads_metrics};
+use ferroscale_autoscaler::Path;
+use ferroscale_autoscaler::gates::reads_metrics;
 use proptest::prelude::*;
 
 fn select() -> impl Strategy<Value = Option<SelectPolicy>> {

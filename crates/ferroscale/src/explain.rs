@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use ferroscale_api::quantity::format_milli;
 use ferroscale_api::{MetricSourceType, MetricSpec, MetricTarget};
-use ferroscale_autoscaler::decision::scale_selector;
+use ferroscale_autoscaler::selector::scale_selector;
 use ferroscale_autoscaler::{Decision, Input, Path as DecisionPath, Scale, Settings, decide, effective_metrics};
 use jiff::Timestamp;
 use serde_json::{Value, json};

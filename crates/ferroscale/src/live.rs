@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
-use ferroscale_autoscaler::decision::scale_selector;
+use ferroscale_autoscaler::selector::scale_selector;
 use ferroscale_autoscaler::{Scale, Settings, decide};
 use ferroscale_controller::autoscaler::neighbours::Neighbours;
 use ferroscale_controller::autoscaler::observe::{Observed, Readers, observe};
@@ -151,7 +151,7 @@ pub async fn explain(
     let observation = match observed {
         Observed::Read(observation) => observation,
         Observed::NoScale(error) => {
-            let status = ferroscale_autoscaler::decision::failed_get_scale(
+            let status = ferroscale_autoscaler::status::failed_get_scale(
                 &autoscaler.spec,
                 status,
                 autoscaler.metadata.generation,

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
-use ferroscale_autoscaler::decision::{failed_get_scale, sync_period};
 use ferroscale_autoscaler::history::Remembered;
+use ferroscale_autoscaler::settings::sync_period;
+use ferroscale_autoscaler::status::failed_get_scale;
 use ferroscale_autoscaler::{Decision, Settings, decide, effective_metrics};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus, MetricSpec};
-use ferroscale_autoscaler::decision::{metrics_read, scale_selector};
+use ferroscale_autoscaler::gates::metrics_read;
 use ferroscale_autoscaler::gates::spec_problems;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::hold::Conflict;
 use ferroscale_autoscaler::samples::PodUsage;
 use ferroscale_autoscaler::selection::by_owner;
+use ferroscale_autoscaler::selector::scale_selector;
 use ferroscale_autoscaler::{Gathered, Input, PodInfo, Scale, Settings, effective_metrics};
 use ferroscale_metrics::MetricsSource;
 use jiff::Timestamp;

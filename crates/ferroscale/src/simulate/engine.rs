@@ -68,7 +68,7 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
         ..*settings
     };
     // An Autoscaler's own syncPeriodSeconds wins over the scenario's period, as in the operator.
-    let step = ferroscale_autoscaler::decision::sync_period(&spec.autoscaler, settings);
+    let step = ferroscale_autoscaler::settings::sync_period(&spec.autoscaler, settings);
     let request = milli_value(&spec.cpu_request).unwrap_or(500);
     let metrics = effective_metrics(&spec.autoscaler).into_owned();
     let mut pods: Vec<Pod> = (0..spec.initial_replicas)

@@ -1,0 +1,78 @@
+//! The metric stage: each metric's proposal (the fallback's, for a metric failing long enough;
+//! zero when no metric is active and the target may go to zero), combined into one.
+
+use ferroscale_api::AutoscalerCondition;
+
+use crate::calculate::Context;
+use crate::combine::combine;
+use crate::conditions::{self, SCALING_ACTIVE};
+use crate::failures::{self, Failures};
+use crate::gates::Gate;
+use crate::metric::{MetricOutcome, compute_metric, effective_metrics};
+use crate::pods::Readiness;
+use crate::selector::scale_selector;
+use crate::types::{Decision, Event, Input, Path};
+use crate::zero;
+
+/// Each metric's proposal (the fallback's, for a metric failing long enough; zero when no
+/// metric is active and the target may go to zero), combined: the largest valid one, or why
+/// there is none. Records the metrics' failures and which fallbacks apply.
+pub fn proposal(
+    input: &Input,
+    gate: &Gate,
+    decision: &mut Decision,
+    conds: &mut Vec<AutoscalerCondition>,
+    failures: &mut Failures,
+    fallbacks: &mut Vec<usize>,
+) -> Result<(i32, String), String> {
+    let Input {
+        spec,
+        scale,
+        now,
+        settings,
+        ..
+    } = *input;
+    let tolerances = decision.tolerances;
+    if let Err((event_reason, message)) = scale_selector(scale) {
+        decision.path = Path::InvalidSelector;
+        let condition_message = if event_reason == "SelectorRequired" {
+            "the HPA target's scale is missing a selector".to_string()
+        } else {
+            message.clone()
+        };
+        conditions::set(conds, SCALING_ACTIVE, false, "InvalidSelector", condition_message, now);
+        decision.events.push(Event {
+            warning: true,
+            reason: event_reason.into(),
+            message: message.clone(),
+        });
+        return Err(message);
+    }
+    let ctx = Context {
+        pods: input.pods,
+        now,
+        readiness: Readiness {
+            cpu_initialization_period: settings.cpu_initialization_period,
+            initial_readiness_delay: settings.initial_readiness_delay,
+        },
+        tolerances,
+    };
+    let specs = effective_metrics(spec);
+    decision.metrics = specs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if *gate == Gate::Zero && !m.reads_without_pods() {
+                MetricOutcome::skipped(m)
+            } else {
+                compute_metric(&ctx, m, scale, input.metrics.get(i))
+            }
+        })
+        .collect();
+    failures.update(&decision.metrics, now);
+    *fallbacks = failures::apply(&specs, &mut decision.metrics, failures, now);
+    if zero::enabled(spec) {
+        zero::activate(&mut decision.metrics);
+    }
+    combine(decision, conds, scale.spec_replicas, now)
+}
