@@ -82,6 +82,68 @@ pub struct AutoscalerSpec {
     /// an owner chain (a Deployment's pods through their ReplicaSet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection_strategy: Option<SelectionStrategy>,
+
+    /// Known load raised ahead of time: while a schedule is active its bounds replace
+    /// minReplicas and maxReplicas (the largest minReplicas among the active schedules wins,
+    /// with its maxReplicas, never below that minimum). ferroscale only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20))]
+    pub schedules: Option<Vec<Schedule>>,
+
+    /// One number computed from the named metrics, compared with a target; when set it
+    /// replaces the maximum over the metrics. ferroscale only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula: Option<Formula>,
+}
+
+/// A window of time, recurring by cron, with replica bounds of its own.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// The schedule's name, as the ScheduleActive condition names it.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// When the schedule starts: a five-field cron expression (minute hour day-of-month month
+    /// day-of-week, day-of-week 0-7 with 0 and 7 Sunday, or names), in `timezone`.
+    #[schemars(length(min = 1, max = 200))]
+    pub start: String,
+    /// When it ends: a five-field cron expression (the first time after the start), or a
+    /// duration after the start such as `9h` or `90m`.
+    #[schemars(length(min = 1, max = 200))]
+    pub end: String,
+    /// An IANA time zone name such as `Europe/Berlin`. Defaults to UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub timezone: Option<String>,
+    /// The minimum replica count while active. Defaults to the spec's minReplicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_replicas: Option<i32>,
+    /// The maximum replica count while active. Defaults to the spec's maxReplicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: Option<i32>,
+}
+
+/// An expression over the named metrics, scaled on like one metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Formula {
+    /// The expression: numbers and quantities (`500m`, `2k`), metric names, `+ - * /`,
+    /// `min(a, b, ...)`, `max(a, b, ...)`, `abs(x)`, `clamp(x, low, high)`, comparisons
+    /// (`< <= > >= == !=`, 1 for true and 0 for false) and `condition ? a : b`. E.g.
+    /// `max(queue / 50, rps / 200)`. A metric's value is its whole value for Object, External
+    /// and Prometheus metrics, its average per pod for Pods metrics, and its average
+    /// utilization (percent) or average value for resource metrics.
+    #[schemars(length(min = 1, max = 1000))]
+    pub expression: String,
+    /// The target for the expression's result: Value (compared as a whole) or AverageValue
+    /// (divided by the current replica count).
+    pub target: MetricTarget,
+    /// The formula is active when its result is above this quantity; it decides on scaling
+    /// to and from zero as an active metric does. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_threshold: Option<Quantity>,
 }
 
 /// Which pods an Autoscaler's metrics count.
@@ -120,6 +182,11 @@ pub struct CrossVersionObjectReference {
 #[x_kube(validation = Rule::new("self.type != 'Prometheus' || has(self.prometheus)").message("prometheus must be set when type is Prometheus"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
+    /// A name for the metric (a DNS label), by which spec.formula refers to its value.
+    /// ferroscale only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: Option<String>,
     /// The kind of metric source: Resource, ContainerResource, Pods, Object, External or
     /// Prometheus.
     #[serde(rename = "type")]
@@ -284,6 +351,104 @@ pub struct PrometheusMetricSource {
     /// What the metric proposes once it has failed for a while, instead of blocking scaling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
+    /// Scale ahead of the load: forecast the query's value from its own history in
+    /// Prometheus, and propose the larger of the reactive and the forecast replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictive: Option<Predictive>,
+}
+
+/// A forecast of a Prometheus metric from its own history, read with a range query at every
+/// evaluation (nothing is kept by the operator).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Predictive {
+    /// SeasonalNaive (the value one season ago), HoltWinters (level, trend and an additive
+    /// season of length `season`) or LinearRegression (a line over the last `window`).
+    pub model: PredictiveModel,
+    /// How much of the metric's past to read, a duration such as `72h`. Defaults to three
+    /// seasons for HoltWinters, two for SeasonalNaive, and four windows for LinearRegression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// How far ahead to forecast, a duration such as `2m`. Defaults to the target's pod
+    /// start-up time, measured from its ready pods (60s when none can be measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look_ahead: Option<String>,
+    /// The length of the season of SeasonalNaive and HoltWinters, e.g. `24h`. Defaults to 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub season: Option<String>,
+    /// The window LinearRegression fits its line over, e.g. `10m`. Defaults to 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// The largest error (mean absolute error over the last season or window, in percent of
+    /// the mean absolute value) at which a forecast is used. Defaults to 25.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_error_percent: Option<i32>,
+    /// Let the forecast scale down too (it then decides both ways); by default scaling down
+    /// stays reactive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<bool>,
+}
+
+impl Predictive {
+    /// `season` with its default of 24h; a value that does not parse counts as the default
+    /// (validation reports it).
+    pub fn season_or_default(&self) -> std::time::Duration {
+        parse_or(&self.season, std::time::Duration::from_secs(24 * 3600))
+    }
+
+    /// `window` with its default of 10m.
+    pub fn window_or_default(&self) -> std::time::Duration {
+        parse_or(&self.window, std::time::Duration::from_secs(600))
+    }
+
+    /// `maxErrorPercent` with its default of 25.
+    pub fn max_error_percent_or_default(&self) -> i32 {
+        self.max_error_percent.unwrap_or(25)
+    }
+
+    /// The least history the model forecasts from: two seasons for the seasonal models (one
+    /// to forecast from, and one to measure the error on), two windows for LinearRegression.
+    pub fn history_needed(&self) -> std::time::Duration {
+        match self.model {
+            PredictiveModel::HoltWinters | PredictiveModel::SeasonalNaive => 2 * self.season_or_default(),
+            PredictiveModel::LinearRegression => 2 * self.window_or_default(),
+        }
+    }
+
+    /// What [`Self::history_needed`] counts, in words.
+    pub fn history_rule(&self) -> &'static str {
+        match self.model {
+            PredictiveModel::HoltWinters | PredictiveModel::SeasonalNaive => "two seasons",
+            PredictiveModel::LinearRegression => "two windows",
+        }
+    }
+
+    /// `history` with its default: three seasons for HoltWinters, two for SeasonalNaive, four
+    /// windows for LinearRegression.
+    pub fn history_or_default(&self) -> std::time::Duration {
+        let default = match self.model {
+            PredictiveModel::HoltWinters => 3 * self.season_or_default(),
+            PredictiveModel::SeasonalNaive => 2 * self.season_or_default(),
+            PredictiveModel::LinearRegression => 4 * self.window_or_default(),
+        };
+        parse_or(&self.history, default)
+    }
+}
+
+fn parse_or(text: &Option<String>, default: std::time::Duration) -> std::time::Duration {
+    text.as_deref()
+        .and_then(|t| crate::duration::parse(t).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(default)
+}
+
+/// Forecasting models.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PredictiveModel {
+    SeasonalNaive,
+    HoltWinters,
+    LinearRegression,
 }
 
 /// A Secret in the same namespace.
@@ -473,6 +638,34 @@ pub struct AutoscalerStatus {
     /// shows the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The forecast of each predictive metric at the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecasts: Option<Vec<ForecastStatus>>,
+}
+
+/// One predictive metric's forecast.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastStatus {
+    /// The metric's index in spec.metrics.
+    pub index: i32,
+    /// The forecast value of the query at `time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Quantity>,
+    /// The time forecast for: the evaluation's time plus lookAhead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// The replica count the forecast proposes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// The model's error over the last season or window, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_percent: Option<i32>,
+    /// Whether the forecast took part in the decision; when not, `reason` says why.
+    pub used: bool,
+    /// Why the forecast was not used: HistoryUnavailable, NotEnoughHistory, ForecastErrorTooHigh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A metric that has failed at every evaluation since `since`.

@@ -130,7 +130,7 @@ impl AutoscalerSpec {
             c.push("spec.metrics", "must have at most 100 items");
         }
         for (i, metric) in metrics.iter().enumerate() {
-            validate_metric(&mut c, &format!("spec.metrics[{i}]"), metric);
+            validate_metric(&mut c, &format!("spec.metrics[{i}]"), metric, self.sync_period_seconds);
         }
         if let Some(period) = self.sync_period_seconds
             && !(1..=3600).contains(&period)
@@ -144,9 +144,160 @@ impl AutoscalerSpec {
                 }
             }
         }
+        validate_names(&mut c, metrics);
+        for (i, schedule) in self.schedules.iter().flatten().enumerate() {
+            validate_schedule(&mut c, &format!("spec.schedules[{i}]"), schedule, i, self);
+        }
+        if let Some(formula) = &self.formula {
+            validate_target(
+                &mut c,
+                "spec.formula.target",
+                &formula.target,
+                &[MetricTargetType::Value, MetricTargetType::AverageValue],
+            );
+            if let Some(threshold) = &formula.activation_threshold {
+                match ParsedQuantity::parse(&threshold.0) {
+                    Err(e) => c.push("spec.formula.activationThreshold", e.to_string()),
+                    Ok(q) if q.is_negative() => c.push("spec.formula.activationThreshold", "must not be negative"),
+                    Ok(_) => {}
+                }
+            }
+            if !metrics.iter().any(|m| m.name.is_some()) {
+                c.push("spec.formula", "needs at least one metric with a name to refer to");
+            }
+        }
         c.finish()
     }
 }
+
+/// Whether `name` is a DNS label: lower-case letters, digits and `-`, starting with a letter
+/// (so that a formula can tell it from a number), at most 63 characters.
+pub fn is_metric_name(name: &str) -> bool {
+    name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn validate_names(c: &mut Collector, metrics: &[MetricSpec]) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in metrics.iter().enumerate() {
+        let Some(name) = &m.name else { continue };
+        let at = format!("spec.metrics[{i}].name");
+        if !is_metric_name(name) {
+            c.push(
+                at,
+                format!("{name:?} must be a DNS label starting with a letter (a-z, 0-9 and '-', at most 63)"),
+            );
+        } else if !seen.insert(name.as_str()) {
+            c.push(at, format!("{name:?} names another metric already"));
+        }
+    }
+}
+
+fn validate_schedule(c: &mut Collector, path: &str, s: &Schedule, index: usize, spec: &AutoscalerSpec) {
+    if s.name.is_empty() {
+        c.push(format!("{path}.name"), "must not be empty");
+    } else if spec
+        .schedules
+        .iter()
+        .flatten()
+        .take(index)
+        .any(|other| other.name == s.name)
+    {
+        c.push(
+            format!("{path}.name"),
+            format!("{:?} names another schedule already", s.name),
+        );
+    }
+    if let (Some(min), Some(max)) = (s.min_replicas, s.max_replicas)
+        && min > max
+    {
+        c.push(
+            format!("{path}.maxReplicas"),
+            format!("must be greater than or equal to minReplicas ({min})"),
+        );
+    }
+    if s.min_replicas.is_some_and(|m| m < 0) {
+        c.push(format!("{path}.minReplicas"), "must be greater than or equal to 0");
+    }
+    if s.max_replicas.is_some_and(|m| m < 1) {
+        c.push(format!("{path}.maxReplicas"), "must be greater than 0");
+    }
+    if s.min_replicas == Some(0) && spec.min_replicas_or_default() != 0 {
+        c.push(
+            format!("{path}.minReplicas"),
+            "may be 0 only when spec.minReplicas is 0",
+        );
+    }
+}
+
+fn validate_predictive(c: &mut Collector, path: &str, p: &Predictive, sync_period_seconds: Option<i32>) {
+    let mut duration = |field: &str, text: &Option<String>| -> Option<std::time::Duration> {
+        let text = text.as_ref()?;
+        match crate::duration::parse(text) {
+            Ok(d) if d.as_secs() == 0 => {
+                c.push(format!("{path}.{field}"), "must be at least 1s");
+                None
+            }
+            Ok(d) if d.as_secs() > MAX_PREDICTIVE_SECONDS => {
+                c.push(format!("{path}.{field}"), "must be at most 31 days");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                c.push(format!("{path}.{field}"), e);
+                None
+            }
+        }
+    };
+    let history = duration("history", &p.history);
+    let look_ahead = duration("lookAhead", &p.look_ahead);
+    let season = duration("season", &p.season);
+    let window = duration("window", &p.window);
+    if p.model == PredictiveModel::LinearRegression && season.is_some() {
+        c.push(
+            format!("{path}.season"),
+            "applies to SeasonalNaive and HoltWinters, not LinearRegression",
+        );
+    }
+    if p.model != PredictiveModel::LinearRegression && window.is_some() {
+        c.push(format!("{path}.window"), "applies to LinearRegression only");
+    }
+    let season = season.unwrap_or(p.season_or_default());
+    if p.model != PredictiveModel::LinearRegression {
+        let step = sync_period_seconds.map_or(1, |s| s.max(1) as u64);
+        if season.as_secs() < 2 * step {
+            c.push(format!("{path}.season"), "must span at least two sync periods");
+        }
+        if let Some(look_ahead) = look_ahead
+            && look_ahead >= season
+        {
+            c.push(format!("{path}.lookAhead"), "must be shorter than the season");
+        }
+    }
+    if let Some(history) = history {
+        let needed = p.history_needed();
+        if history < needed {
+            c.push(
+                format!("{path}.history"),
+                format!(
+                    "must be at least {}s for this model ({})",
+                    needed.as_secs(),
+                    p.history_rule()
+                ),
+            );
+        }
+    }
+    if p.max_error_percent.is_some_and(|e| !(1..=1000).contains(&e)) {
+        c.push(format!("{path}.maxErrorPercent"), "must be between 1 and 1000");
+    }
+}
+
+/// The longest duration a predictive field may hold: a range query over more is refused.
+const MAX_PREDICTIVE_SECONDS: u64 = 31 * 24 * 3600;
 
 /// The fallback and activation threshold of the member that `type` names.
 fn validate_extensions(c: &mut Collector, path: &str, m: &MetricSpec) {
@@ -180,7 +331,7 @@ fn validate_extensions(c: &mut Collector, path: &str, m: &MetricSpec) {
     }
 }
 
-fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec) {
+fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec, sync_period_seconds: Option<i32>) {
     validate_extensions(c, path, m);
     if m.type_ == MetricSourceType::Unknown {
         c.push(
@@ -272,6 +423,14 @@ fn validate_metric(c: &mut Collector, path: &str, m: &MetricSpec) {
             &p.target,
             &[Value, AverageValue],
         );
+        if let Some(predictive) = &p.predictive {
+            validate_predictive(
+                c,
+                &format!("{path}.prometheus.predictive"),
+                predictive,
+                sync_period_seconds,
+            );
+        }
     }
 }
 

@@ -98,6 +98,8 @@ fn bench(c: &mut Criterion) {
                     annotations: None,
                     conflict: None,
                     pods_left_out: 0,
+                    compiled: None,
+                    series: &[],
                 };
                 black_box(decide(black_box(&input)))
             })

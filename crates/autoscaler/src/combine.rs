@@ -6,12 +6,15 @@ use jiff::Timestamp;
 use crate::conditions::{self, SCALING_ACTIVE};
 use crate::metric::MetricOutcome;
 use crate::samples::FORBIDDEN_METRIC_SOURCE;
-use crate::types::{Decision, Event};
+use crate::types::Event;
 
-/// The maximum over valid metrics, with the HPA's rule for invalid ones: they are ignored when
-/// the valid ones propose a scale-up (or no change), and block everything otherwise.
+/// The maximum over the `counted` outcomes, with the HPA's rule for invalid ones: they are
+/// ignored when the valid ones propose a scale-up (or no change), and block everything
+/// otherwise. Every failure among `reported` becomes an event.
 pub fn combine(
-    decision: &mut Decision,
+    counted: &[MetricOutcome],
+    reported: &[&MetricOutcome],
+    events: &mut Vec<Event>,
     conds: &mut Vec<AutoscalerCondition>,
     current: i32,
     now: Timestamp,
@@ -20,7 +23,7 @@ pub fn combine(
     let mut invalid = 0;
     let mut first_error: Option<(&str, &str)> = None;
     // Metrics this evaluation did not read take no part.
-    let read: Vec<&MetricOutcome> = decision.metrics.iter().filter(|m| !m.skipped).collect();
+    let read: Vec<&MetricOutcome> = counted.iter().filter(|m| !m.skipped).collect();
     for m in &read {
         if m.failed() {
             invalid += 1;
@@ -31,9 +34,9 @@ pub fn combine(
             best = Some((replicas, &m.description));
         }
     }
-    for m in &decision.metrics {
+    for m in reported {
         if let Some(error) = &m.error {
-            decision.events.push(Event {
+            events.push(Event {
                 warning: true,
                 reason: reason_of(m).into(),
                 message: error.clone(),
@@ -75,6 +78,9 @@ pub fn reason_of(m: &MetricOutcome) -> &'static str {
         .is_some_and(|e| e.starts_with(FORBIDDEN_METRIC_SOURCE))
     {
         return FORBIDDEN_METRIC_SOURCE;
+    }
+    if m.formula {
+        return "FailedEvaluateFormula";
     }
     match m.source {
         Some(MetricSourceType::Resource) | None => "FailedGetResourceMetric",

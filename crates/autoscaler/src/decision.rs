@@ -5,6 +5,7 @@ use ferroscale_api::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::behavior;
+use crate::compiled::Compiled;
 use crate::conditions::{self, ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED};
 use crate::failures::{self, Failures};
 use crate::gates::{self, Gate};
@@ -14,6 +15,7 @@ use crate::metric::effective_metrics;
 use crate::normalize::normalize;
 use crate::pause::Pause;
 use crate::propose::proposal;
+use crate::schedule;
 use crate::settings::{sync_period, tolerances};
 use crate::status::{invalid_spec, targets_summary};
 use crate::types::{Decision, Event, Input, Path};
@@ -53,6 +55,15 @@ pub fn decide(input: &Input) -> Decision {
         .as_ref()
         .map(|b| (behavior::scale_up_rules(b), behavior::scale_down_rules(b, down_window)));
     let metrics = effective_metrics(spec);
+    let owned;
+    let compiled = match input.compiled {
+        Some(compiled) => compiled,
+        None => {
+            owned = Compiled::of(spec);
+            &owned
+        }
+    };
+    let bounds = schedule::bounds(spec, &compiled.schedules, now);
     let mut decision = Decision {
         path: Path::Evaluated,
         current_replicas: current,
@@ -66,9 +77,11 @@ pub fn decide(input: &Input) -> Decision {
         events: Vec::new(),
         status: AutoscalerStatus::default(),
         tolerances,
+        bounds,
+        formula: None,
     };
 
-    let gate = gates::check(spec, status, current);
+    let gate = gates::check(compiled, &decision.bounds, status, current);
     let mut failures = Failures::read(previous.metric_failures.as_ref());
     let mut fallbacks = Vec::new();
     let desired = match gate {
@@ -89,6 +102,7 @@ pub fn decide(input: &Input) -> Decision {
                 // Read and reported, never acted upon.
                 let _ = proposal(
                     input,
+                    compiled,
                     &Gate::Zero,
                     &mut decision,
                     &mut conds,
@@ -114,7 +128,15 @@ pub fn decide(input: &Input) -> Decision {
             Some(desired)
         }
         Gate::Open | Gate::Zero => {
-            match proposal(input, &gate, &mut decision, &mut conds, &mut failures, &mut fallbacks) {
+            match proposal(
+                input,
+                compiled,
+                &gate,
+                &mut decision,
+                &mut conds,
+                &mut failures,
+                &mut fallbacks,
+            ) {
                 Err(message) => {
                     if decision.path != Path::InvalidSelector {
                         decision.path = Path::MetricsFailed;
@@ -138,8 +160,15 @@ pub fn decide(input: &Input) -> Decision {
                     } else if proposal < current {
                         decision.reason = Some("All metrics below target".into());
                     }
-                    let (stabilized, limited) =
-                        normalize(&history, last_made, rules.as_ref(), current, proposal, input);
+                    let (stabilized, limited) = normalize(
+                        &history,
+                        last_made,
+                        rules.as_ref(),
+                        current,
+                        proposal,
+                        &decision.bounds,
+                        input,
+                    );
                     history.record(proposal, now, last_made);
                     conditions::set(
                         &mut conds,
@@ -216,6 +245,7 @@ pub fn decide(input: &Input) -> Decision {
     }
     history.prune(rules.as_ref(), down_window, now);
     zero::record(&mut conds, desired, rescale, now);
+    schedule::record(&mut conds, spec, &decision.bounds, now);
     failures::record(&mut conds, &mut decision.events, &metrics, &fallbacks, &failures, now);
     decision.desired_replicas = desired;
     decision.rescale = rescale;

@@ -5,7 +5,10 @@
 //! brought back into range.
 
 use ferroscale_api::{AutoscalerSpec, AutoscalerStatus};
+use jiff::Timestamp;
 
+use crate::compiled::Compiled;
+use crate::schedule::{self, Bounds};
 use crate::zero;
 
 /// What the gates let through.
@@ -29,13 +32,13 @@ pub enum Gate {
 
 const BELOW_MIN: &str = "Current number of replicas below Spec.MinReplicas";
 
-/// The gate for a target at `current` replicas, given the last status.
-pub fn check(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> Gate {
-    if let Some(problems) = spec_problems(spec) {
-        return Gate::InvalidSpec(problems);
+/// The gate for a target at `current` replicas, given the last status and the bounds in force
+/// (the spec's, or an active schedule's).
+pub fn check(compiled: &Compiled, bounds: &Bounds, status: Option<&AutoscalerStatus>, current: i32) -> Gate {
+    if let Some(problems) = &compiled.problems {
+        return Gate::InvalidSpec(problems.clone());
     }
-    let min = spec.min_replicas_or_default();
-    let max = spec.max_replicas;
+    let (min, max) = (bounds.min, bounds.max);
     let ours = status
         .and_then(|s| s.conditions.as_deref())
         .is_some_and(zero::set_by_us);
@@ -70,36 +73,56 @@ pub fn check(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: 
 /// is that metric's failure, reported as the HPA reports it, not a reason to stop the others;
 /// ferroscale's own extensions (fallback, activation threshold) have no such reading and stop it.
 pub fn spec_problems(spec: &AutoscalerSpec) -> Option<String> {
-    let errors = spec.validate().err()?;
-    let blocking: Vec<String> = errors
+    Compiled::of(spec).problems
+}
+
+/// The problems of [`spec_problems`] that the API crate's validation finds (the schedules'
+/// cron expressions and the formula are parsed by [`Compiled`]).
+pub fn validation_problems(spec: &AutoscalerSpec) -> Vec<String> {
+    let Err(errors) = spec.validate() else {
+        return Vec::new();
+    };
+    errors
         .0
         .iter()
         .filter(|e| {
             !e.path.starts_with("spec.metrics[")
                 || e.path.contains(".fallback")
                 || e.path.contains(".activationThreshold")
+                || e.path.contains(".predictive")
+                || e.path.ends_with(".name")
         })
         .map(ToString::to_string)
-        .collect();
-    (!blocking.is_empty()).then(|| blocking.join("; "))
+        .collect()
 }
 
-/// Which of the spec's metrics (of [`crate::effective_metrics`]) an evaluation reads: all of
-/// them when the gates are open, those readable without pods at ferroscale's zero, none
-/// otherwise. Callers skip gathering the others.
-pub fn metrics_read(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> Vec<bool> {
-    let gate = check(spec, status, current);
+/// Which of the spec's metrics (of [`crate::effective_metrics`]) an evaluation at `now` reads:
+/// all that count when the gates are open (with a formula, those it reads), those readable
+/// without pods at ferroscale's zero, none otherwise. Callers skip gathering the others.
+pub fn metrics_read(
+    spec: &AutoscalerSpec,
+    compiled: &Compiled,
+    status: Option<&AutoscalerStatus>,
+    current: i32,
+    now: Timestamp,
+) -> Vec<bool> {
+    let bounds = schedule::bounds(spec, &compiled.schedules, now);
+    let gate = check(compiled, &bounds, status, current);
     crate::effective_metrics(spec)
         .iter()
-        .map(|m| match gate {
-            Gate::Open => true,
-            Gate::Zero | Gate::Disabled { report: true } => m.reads_without_pods(),
-            Gate::InvalidSpec(_) | Gate::Disabled { report: false } | Gate::OutOfRange { .. } => false,
+        .enumerate()
+        .map(|(i, m)| {
+            compiled.counts_metric(i)
+                && match gate {
+                    Gate::Open => true,
+                    Gate::Zero | Gate::Disabled { report: true } => m.reads_without_pods(),
+                    Gate::InvalidSpec(_) | Gate::Disabled { report: false } | Gate::OutOfRange { .. } => false,
+                }
         })
         .collect()
 }
 
-/// Whether an evaluation reads any metric.
-pub fn reads_metrics(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32) -> bool {
-    metrics_read(spec, status, current).contains(&true)
+/// Whether an evaluation at `now` reads any metric.
+pub fn reads_metrics(spec: &AutoscalerSpec, status: Option<&AutoscalerStatus>, current: i32, now: Timestamp) -> bool {
+    metrics_read(spec, &Compiled::of(spec), status, current, now).contains(&true)
 }

@@ -34,6 +34,8 @@ pub struct MetricOutcome {
     /// The fallback's replica count, proposed because the metric has failed for its
     /// failureDurationSeconds (`error` says how it fails).
     pub fallback: Option<i32>,
+    /// The outcome of spec.formula, standing for the metrics it reads.
+    pub formula: bool,
 }
 
 /// Whether a metric is active: its whole value above its activation threshold.
@@ -79,6 +81,7 @@ pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
     match spec.metrics.as_deref() {
         Some(metrics) if !metrics.is_empty() => Cow::Borrowed(metrics),
         _ => Cow::Owned(vec![MetricSpec {
+            name: None,
             type_: MetricSourceType::Resource,
             resource: Some(ResourceMetricSource {
                 fallback: None,

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 
 use crate::behavior::{self, RateLimits, Rules, Step};
 use crate::history::History;
+use crate::schedule::Bounds;
 use crate::types::Input;
 
 /// Stabilization over the recommendation history, then rate limits and min/max: with
@@ -15,9 +16,10 @@ pub fn normalize(
     rules: Option<&(Rules, Rules)>,
     current: i32,
     proposal: i32,
+    bounds: &Bounds,
     input: &Input,
 ) -> (Step, Step) {
-    let (min, max, now) = (input.spec.min_replicas_or_default(), input.spec.max_replicas, input.now);
+    let (min, max, now) = (bounds.min, bounds.max, input.now);
     let recommendations = history.window(last_made);
     match rules {
         None => {

@@ -5,8 +5,10 @@ use ferroscale_api::AutoscalerCondition;
 
 use crate::calculate::Context;
 use crate::combine::combine;
+use crate::compiled::Compiled;
 use crate::conditions::{self, SCALING_ACTIVE};
 use crate::failures::{self, Failures};
+use crate::formula;
 use crate::gates::Gate;
 use crate::metric::{MetricOutcome, compute_metric, effective_metrics};
 use crate::pods::Readiness;
@@ -19,6 +21,7 @@ use crate::zero;
 /// there is none. Records the metrics' failures and which fallbacks apply.
 pub fn proposal(
     input: &Input,
+    compiled: &Compiled,
     gate: &Gate,
     decision: &mut Decision,
     conds: &mut Vec<AutoscalerCondition>,
@@ -62,7 +65,7 @@ pub fn proposal(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            if *gate == Gate::Zero && !m.reads_without_pods() {
+            if (*gate == Gate::Zero && !m.reads_without_pods()) || !compiled.counts_metric(i) {
                 MetricOutcome::skipped(m)
             } else {
                 compute_metric(&ctx, m, scale, input.metrics.get(i))
@@ -71,8 +74,34 @@ pub fn proposal(
         .collect();
     failures.update(&decision.metrics, now);
     *fallbacks = failures::apply(&specs, &mut decision.metrics, failures, now);
+    // With a formula, its one outcome stands for the metrics in the combination.
+    if let (Some(formula), Some(expr)) = (&spec.formula, &compiled.formula) {
+        let mut outcome = formula::evaluate(formula, expr, &specs, &decision.metrics, &ctx, scale);
+        if zero::enabled(spec) {
+            zero::activate(std::slice::from_mut(&mut outcome.outcome));
+        }
+        let counted = [outcome.outcome.clone()];
+        decision.formula = Some(outcome);
+        let reported: Vec<&MetricOutcome> = decision.metrics.iter().chain(&counted).collect();
+        return combine(
+            &counted,
+            &reported,
+            &mut decision.events,
+            conds,
+            scale.spec_replicas,
+            now,
+        );
+    }
     if zero::enabled(spec) {
         zero::activate(&mut decision.metrics);
     }
-    combine(decision, conds, scale.spec_replicas, now)
+    let reported: Vec<&MetricOutcome> = decision.metrics.iter().collect();
+    combine(
+        &decision.metrics,
+        &reported,
+        &mut decision.events,
+        conds,
+        scale.spec_replicas,
+        now,
+    )
 }

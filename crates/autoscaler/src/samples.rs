@@ -32,6 +32,20 @@ pub enum MetricValues {
 /// A metric's values, or why they could not be fetched (the HPA's `FailedGet*Metric`).
 pub type Gathered = Result<MetricValues, String>;
 
+/// A metric's past values, read at a regular step (a Prometheus range query): the history a
+/// predictive metric forecasts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The step between points.
+    pub step: Duration,
+    /// (time, value) in time order; a missing step is simply absent.
+    pub points: Vec<(Timestamp, f64)>,
+}
+
+/// A predictive metric's history, or why it could not be read; None for a metric that is not
+/// predictive or not read at this evaluation.
+pub type GatheredSeries = Option<Result<Series, String>>;
+
 /// How the error of a metric whose source the operator refuses to query begins (an address
 /// outside its allowed servers); its reason is `ForbiddenMetricSource`, not `FailedGet*`.
 pub const FORBIDDEN_METRIC_SOURCE: &str = "ForbiddenMetricSource";

@@ -9,11 +9,14 @@ use jiff::Timestamp;
 
 use crate::behavior::Step;
 use crate::calculate::Tolerances;
+use crate::compiled::Compiled;
 use crate::conditions::{self, ABLE_TO_SCALE};
+use crate::formula::FormulaOutcome;
 use crate::hold::Conflict;
 use crate::metric::MetricOutcome;
 use crate::pods::PodInfo;
-use crate::samples::Gathered;
+use crate::samples::{Gathered, GatheredSeries};
+use crate::schedule::Bounds;
 use crate::settings::Settings;
 
 /// The target's `scale` subresource.
@@ -68,6 +71,11 @@ pub struct Input<'a> {
     /// Pods the selector matched but the target does not own, left out of `pods`
     /// (selectionStrategy OwnerReferences); `explain` says how many.
     pub pods_left_out: usize,
+    /// The spec checked and parsed, when the caller keeps it across evaluations; otherwise
+    /// the evaluation builds it.
+    pub compiled: Option<&'a Compiled>,
+    /// One entry per metric of [`crate::effective_metrics`]: the history of a predictive one.
+    pub series: &'a [GatheredSeries],
 }
 
 /// A Kubernetes event to record on the Autoscaler.
@@ -117,6 +125,10 @@ pub struct Decision {
     pub status: AutoscalerStatus,
     /// The tolerances used.
     pub tolerances: Tolerances,
+    /// The replica bounds applied: the spec's, or those of the active schedules.
+    pub bounds: Bounds,
+    /// The formula's inputs and result, when the spec has one.
+    pub formula: Option<FormulaOutcome>,
 }
 
 impl Decision {

@@ -41,6 +41,8 @@ fn decide_with(case: &Case, annotations: &[(&str, &str)], conflict: Option<&Conf
         annotations: Some(&annotations),
         conflict,
         pods_left_out: 0,
+        compiled: None,
+        series: &[],
     })
 }
 

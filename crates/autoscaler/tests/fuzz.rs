@@ -346,6 +346,8 @@ fn decide_generated(g: &Generated, settings: &Settings) -> ferroscale_autoscaler
         annotations: g.annotations.as_ref(),
         conflict: None,
         pods_left_out: 0,
+        compiled: None,
+        series: &[],
     })
 }
 

@@ -47,6 +47,8 @@ fn evaluate(
         annotations: None,
         conflict: None,
         pods_left_out: 0,
+        compiled: None,
+        series: &[],
     })
 }
 

@@ -66,7 +66,7 @@ proptest! {
         });
         let d = case.decide();
         // Callers skip gathering metrics exactly when the decision does not read them.
-        prop_assert_eq!(reads_metrics(&case.spec, case.status.as_ref(), current), !matches!(d.path, Path::Disabled | Path::OutOfRange | Path::InvalidSpec));
+        prop_assert_eq!(reads_metrics(&case.spec, case.status.as_ref(), current, common::now()), !matches!(d.path, Path::Disabled | Path::OutOfRange | Path::InvalidSpec));
         if d.path == Path::Disabled {
             prop_assert_eq!(d.desired_replicas, 0);
         } else {

@@ -422,6 +422,7 @@ spec:
             pods: counted.iter().map(|p| p.info.clone()).collect(),
             counted,
             gathered: reads.iter().map(|r| r.value.clone()).collect(),
+            series: Vec::new(),
             reads,
             metrics: metrics.clone(),
             conflict: None,

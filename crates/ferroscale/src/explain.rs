@@ -54,6 +54,8 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         annotations: autoscaler.metadata.annotations.as_ref(),
         conflict: None,
         pods_left_out: 0,
+        compiled: None,
+        series: &[],
     };
     let decision = decide(&input);
     Replay {

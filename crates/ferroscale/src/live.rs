@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
+use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::selector::scale_selector;
 use ferroscale_autoscaler::{Scale, Settings, decide};
 use ferroscale_controller::autoscaler::neighbours::Neighbours;
@@ -147,7 +148,8 @@ pub async fn explain(
     // Status keeps whole seconds, as the controller decides.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = autoscaler.status.as_ref();
-    let observed = observe(&readers, &autoscaler, status).await;
+    let compiled = Compiled::of(&autoscaler.spec);
+    let observed = observe(&readers, &autoscaler, &compiled, status, now).await;
     let observation = match observed {
         Observed::Read(observation) => observation,
         Observed::NoScale(error) => {
@@ -187,7 +189,7 @@ pub async fn explain(
         }
     }
     // A new leader's view: nothing remembered beyond the status.
-    let decision = decide(&observation.input(&autoscaler, status, now, settings, None));
+    let decision = decide(&observation.input(&autoscaler, &compiled, status, now, settings, None));
     let snapshot = crate::capture::snapshot(&autoscaler, &observation, now);
     Ok(Live::Decided(Box::new(Replay {
         snapshot,

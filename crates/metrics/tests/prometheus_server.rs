@@ -16,6 +16,7 @@ use support::{Exporter, PrometheusServer, free_port, prometheus_installed, serve
 
 fn source(server: &str, query: &str) -> PrometheusMetricSource {
     PrometheusMetricSource {
+        predictive: None,
         fallback: None,
         activation_threshold: None,
         server_address: Some(server.into()),

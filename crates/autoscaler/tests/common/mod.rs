@@ -34,6 +34,7 @@ fn target(type_: MetricTargetType) -> MetricTarget {
 
 fn metric(type_: MetricSourceType) -> MetricSpec {
     MetricSpec {
+        name: None,
         type_,
         resource: None,
         container_resource: None,
@@ -199,6 +200,7 @@ pub fn prometheus(type_: MetricTargetType, value: &str) -> MetricSpec {
         t.average_value = q(value)
     }
     let source = PrometheusMetricSource {
+        predictive: None,
         fallback: None,
         activation_threshold: None,
         server_address: None,
@@ -218,6 +220,8 @@ pub fn unknown_metric() -> MetricSpec {
 
 pub fn spec(min: Option<i32>, max: i32, metrics: Vec<MetricSpec>) -> AutoscalerSpec {
     AutoscalerSpec {
+        formula: None,
+        schedules: None,
         scale_target_ref: CrossVersionObjectReference {
             api_version: Some("apps/v1".into()),
             kind: "Deployment".into(),
@@ -403,6 +407,8 @@ impl Case {
             annotations: None,
             conflict: None,
             pods_left_out: 0,
+            compiled: None,
+            series: &[],
         })
     }
 }

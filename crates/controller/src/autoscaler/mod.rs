@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus};
+use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::settings::sync_period;
 use ferroscale_autoscaler::status::failed_get_scale;
@@ -78,6 +79,9 @@ pub struct Memory {
     /// the write is not visible there yet, and deciding from the cached status would lose the
     /// history just written.
     written: Option<Written>,
+    /// The spec checked and parsed, for the generation it was parsed from: a formula and
+    /// cron expressions are parsed once per spec change.
+    compiled: Option<(i64, Arc<Compiled>)>,
 }
 
 /// A status write that landed.
@@ -193,13 +197,28 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         {
             memory.written = None;
         }
-        memory.clone()
+        let compiled = match (&memory.compiled, generation) {
+            (Some((parsed, compiled)), Some(generation)) if *parsed == generation => compiled.clone(),
+            _ => {
+                let compiled = Arc::new(Compiled::of(&autoscaler.spec));
+                memory.compiled = generation.map(|g| (g, compiled.clone()));
+                compiled
+            }
+        };
+        (memory.clone(), compiled)
     };
+    let (memory, compiled) = memory;
     let (previous, version) = memory.status(&autoscaler);
-    let observation = match observe(&ctx.readers, &autoscaler, previous).await {
+    let observation = match observe(&ctx.readers, &autoscaler, &compiled, previous, now).await {
         // An invalid spec is the core's first gate: the decision says why and scales nothing.
         Observed::InvalidSpec => {
-            let decision = decide(&invalid_spec_input(&autoscaler, previous, now, &ctx.settings));
+            let decision = decide(&invalid_spec_input(
+                &autoscaler,
+                &compiled,
+                previous,
+                now,
+                &ctx.settings,
+            ));
             for event in &decision.events {
                 publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
             }
@@ -226,7 +245,14 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
             ctx.telemetry.metric_fetched(spec.type_, elapsed, read.value.is_ok());
         }
     }
-    let input = observation.input(&autoscaler, previous, now, &ctx.settings, memory.recommendation);
+    let input = observation.input(
+        &autoscaler,
+        &compiled,
+        previous,
+        now,
+        &ctx.settings,
+        memory.recommendation,
+    );
     let mut decision: Decision = decide(&input);
     ctx.memory().entry(uid).or_default().recommendation =
         Remembered::after(decision.proposal.is_some(), &decision.status, now);

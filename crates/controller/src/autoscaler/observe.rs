@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroscale_api::{Autoscaler, AutoscalerStatus, MetricSpec};
+use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::gates::metrics_read;
-use ferroscale_autoscaler::gates::spec_problems;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::hold::Conflict;
+use ferroscale_autoscaler::samples::GatheredSeries;
 use ferroscale_autoscaler::samples::PodUsage;
 use ferroscale_autoscaler::selection::by_owner;
 use ferroscale_autoscaler::selector::scale_selector;
@@ -71,6 +72,8 @@ pub struct Observation {
     pub metrics: Vec<MetricSpec>,
     pub reads: Vec<MetricRead>,
     pub gathered: Vec<Gathered>,
+    /// One entry per effective metric: the history of a predictive metric.
+    pub series: Vec<GatheredSeries>,
     pub conflict: Option<Conflict>,
     /// Pods the selector matched that the target does not own (selectionStrategy OwnerReferences).
     pub pods_left_out: usize,
@@ -81,6 +84,7 @@ impl Observation {
     pub fn input<'a>(
         &'a self,
         autoscaler: &'a Autoscaler,
+        compiled: &'a Compiled,
         status: Option<&'a AutoscalerStatus>,
         now: Timestamp,
         settings: &'a Settings,
@@ -99,6 +103,8 @@ impl Observation {
             annotations: autoscaler.metadata.annotations.as_ref(),
             conflict: self.conflict.as_ref(),
             pods_left_out: self.pods_left_out,
+            compiled: Some(compiled),
+            series: &self.series,
         }
     }
 }
@@ -106,6 +112,7 @@ impl Observation {
 /// The core's input for an Autoscaler whose spec is invalid: nothing read.
 pub fn invalid_spec_input<'a>(
     autoscaler: &'a Autoscaler,
+    compiled: &'a Compiled,
     status: Option<&'a AutoscalerStatus>,
     now: Timestamp,
     settings: &'a Settings,
@@ -123,13 +130,21 @@ pub fn invalid_spec_input<'a>(
         annotations: None,
         conflict: None,
         pods_left_out: 0,
+        compiled: Some(compiled),
+        series: &[],
     }
 }
 
 /// Reads what deciding on `autoscaler` needs; `previous` is the status it decides from (which
 /// metrics to read depends on it, e.g. at a zero ferroscale set).
-pub async fn observe(readers: &Readers, autoscaler: &Autoscaler, previous: Option<&AutoscalerStatus>) -> Observed {
-    if spec_problems(&autoscaler.spec).is_some() {
+pub async fn observe(
+    readers: &Readers,
+    autoscaler: &Autoscaler,
+    compiled: &Compiled,
+    previous: Option<&AutoscalerStatus>,
+    now: Timestamp,
+) -> Observed {
+    if compiled.problems.is_some() {
         return Observed::InvalidSpec;
     }
     let namespace = autoscaler.namespace().unwrap_or_default();
@@ -144,7 +159,7 @@ pub async fn observe(readers: &Readers, autoscaler: &Autoscaler, previous: Optio
     let target_uid = scale_object.metadata.uid.clone().unwrap_or_default();
     let scale = Scale::from(&scale_object);
     let metrics = effective_metrics(&autoscaler.spec).into_owned();
-    let read = metrics_read(&autoscaler.spec, previous, scale.spec_replicas);
+    let read = metrics_read(&autoscaler.spec, compiled, previous, scale.spec_replicas, now);
     let selector = scale_selector(&scale).ok();
     // The pods the selector matches decide conflicts; those the target owns, with
     // selectionStrategy OwnerReferences, are the ones counted.
@@ -213,6 +228,7 @@ pub async fn observe(readers: &Readers, autoscaler: &Autoscaler, previous: Optio
         metrics,
         reads,
         gathered,
+        series: Vec::new(),
         conflict,
         pods_left_out,
     }))

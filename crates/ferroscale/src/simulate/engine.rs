@@ -144,6 +144,8 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             annotations: None,
             conflict: None,
             pods_left_out: 0,
+            compiled: None,
+            series: &[],
         };
         let decision = decide(&input);
         remembered = Remembered::after(decision.proposal.is_some(), &decision.status, now);
