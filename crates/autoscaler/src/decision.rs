@@ -14,6 +14,7 @@ use crate::hold;
 use crate::metric::effective_metrics;
 use crate::normalize::normalize;
 use crate::pause::Pause;
+use crate::predict;
 use crate::propose::proposal;
 use crate::schedule;
 use crate::settings::{sync_period, tolerances};
@@ -246,6 +247,7 @@ pub fn decide(input: &Input) -> Decision {
     history.prune(rules.as_ref(), down_window, now);
     zero::record(&mut conds, desired, rescale, now);
     schedule::record(&mut conds, spec, &decision.bounds, now);
+    predict::record(&mut conds, &metrics, &decision.metrics, now);
     failures::record(&mut conds, &mut decision.events, &metrics, &fallbacks, &failures, now);
     decision.desired_replicas = desired;
     decision.rescale = rescale;
@@ -265,6 +267,7 @@ pub fn decide(input: &Input) -> Decision {
         metric_failures: failures.to_status(),
         paused_replicas: held.paused_replicas,
         reference: Some(crate::status::reference(input.spec)),
+        forecasts: predict::to_status(&decision.metrics),
         ..AutoscalerStatus::default()
     };
     history.write(&mut decision.status);

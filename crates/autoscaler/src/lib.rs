@@ -18,6 +18,7 @@ pub mod metric;
 pub mod normalize;
 pub mod pause;
 pub mod pods;
+pub mod predict;
 pub mod propose;
 pub mod samples;
 pub mod schedule;

@@ -8,6 +8,7 @@ use ferroscale_api::*;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::calculate::{self, Context, Proposal};
+use crate::predict::ForecastOutcome;
 use crate::samples::{FORBIDDEN_METRIC_SOURCE, Gathered, MetricValues};
 use crate::types::Scale;
 
@@ -36,6 +37,8 @@ pub struct MetricOutcome {
     pub fallback: Option<i32>,
     /// The outcome of spec.formula, standing for the metrics it reads.
     pub formula: bool,
+    /// For a predictive metric: its forecast, and whether it decided.
+    pub forecast: Option<ForecastOutcome>,
 }
 
 /// Whether a metric is active: its whole value above its activation threshold.
@@ -336,13 +339,13 @@ fn external_sum(values: &[i64], average: bool) -> i64 {
 /// Which field of an Object, External or Prometheus target counts. The HPA reads Object
 /// targets by their type, and External targets by which value is set, AverageValue first.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum TargetChoice {
+pub(crate) enum TargetChoice {
     ByType,
     AverageFirst,
 }
 
 /// Object, External and Prometheus targets: Value against the whole, AverageValue per replica.
-fn whole_or_average(
+pub(crate) fn whole_or_average(
     ctx: &Context,
     scale: &Scale,
     target: &MetricTarget,

@@ -12,7 +12,9 @@ use crate::formula;
 use crate::gates::Gate;
 use crate::metric::{MetricOutcome, compute_metric, effective_metrics};
 use crate::pods::Readiness;
+use crate::predict;
 use crate::selector::scale_selector;
+use crate::settings::sync_period;
 use crate::types::{Decision, Event, Input, Path};
 use crate::zero;
 
@@ -72,6 +74,14 @@ pub fn proposal(
             }
         })
         .collect();
+    predict::apply(
+        &specs,
+        &mut decision.metrics,
+        input.series,
+        &ctx,
+        scale,
+        sync_period(spec, settings),
+    );
     failures.update(&decision.metrics, now);
     *fallbacks = failures::apply(&specs, &mut decision.metrics, failures, now);
     // With a formula, its one outcome stands for the metrics in the combination.

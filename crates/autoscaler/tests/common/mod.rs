@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ferroscale_api::*;
 use ferroscale_autoscaler::pods::{ConditionStatus, ContainerRequests, PodPhase, ReadyCondition};
+use ferroscale_autoscaler::samples::GatheredSeries;
 use ferroscale_autoscaler::{Decision, Gathered, Input, MetricValues, PodInfo, PodSample, Scale, Settings, decide};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -356,6 +357,9 @@ pub struct Case {
     pub pods: Vec<PodInfo>,
     pub metrics: Vec<Gathered>,
     pub settings: Settings,
+    /// One entry per metric: the history of a predictive one.
+    pub series: Vec<GatheredSeries>,
+    pub now: Timestamp,
 }
 
 impl Case {
@@ -380,6 +384,8 @@ impl Case {
                 initial_readiness_delay: Duration::from_secs(10),
                 ..Settings::default()
             },
+            series: Vec::new(),
+            now: now(),
         }
     }
 
@@ -401,14 +407,14 @@ impl Case {
             scale: &self.scale,
             pods: &self.pods,
             metrics: &self.metrics,
-            now: now(),
+            now: self.now,
             settings: &self.settings,
             last_recommended: None,
             annotations: None,
             conflict: None,
             pods_left_out: 0,
             compiled: None,
-            series: &[],
+            series: &self.series,
         })
     }
 }
