@@ -56,6 +56,18 @@ pub fn range(predictive: &Predictive, sync_period: Duration, now: Timestamp) -> 
     }
 }
 
+/// The history to read at `now` for each of `metrics` that is read (`read[i]`) and predictive.
+pub fn history_reads(metrics: &[MetricSpec], read: &[bool], sync_period: Duration, now: Timestamp) -> Vec<Option<Range>> {
+    metrics
+        .iter()
+        .zip(read)
+        .map(|(m, read)| {
+            let predictive = m.prometheus.as_ref()?.predictive.as_ref()?;
+            read.then(|| range(predictive, sync_period, now))
+        })
+        .collect()
+}
+
 /// How far ahead to forecast: the spec's lookAhead, else the target's measured pod start-up
 /// time (the median, over its ready pods, of start to Ready), at least one step.
 pub fn look_ahead(predictive: &Predictive, pods: &[PodInfo], step: Duration) -> Duration {

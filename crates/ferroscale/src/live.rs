@@ -149,7 +149,15 @@ pub async fn explain(
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let status = autoscaler.status.as_ref();
     let compiled = Compiled::of(&autoscaler.spec);
-    let observed = observe(&readers, &autoscaler, &compiled, status, now).await;
+    let observed = observe(
+        &readers,
+        &autoscaler,
+        &compiled,
+        status,
+        now,
+        ferroscale_autoscaler::settings::sync_period(&autoscaler.spec, settings),
+    )
+    .await;
     let observation = match observed {
         Observed::Read(observation) => observation,
         Observed::NoScale(error) => {

@@ -113,6 +113,21 @@ pub fn query_url(base: &Url, query: &str) -> Url {
     url
 }
 
+/// `/api/v1/query_range` under `base`, for `query` from `start` to `end` (Unix seconds) every
+/// `step` seconds.
+pub fn query_range_url(base: &Url, query: &str, start: i64, end: i64, step: i64) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().extend(["api", "v1", "query_range"]);
+    }
+    url.query_pairs_mut()
+        .append_pair("query", query)
+        .append_pair("start", &start.to_string())
+        .append_pair("end", &end.to_string())
+        .append_pair("step", &step.to_string());
+    url
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

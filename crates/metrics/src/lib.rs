@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::{MetricSourceType, MetricSpec};
-use ferroscale_autoscaler::samples::{PodUsage, resource_samples};
+use ferroscale_autoscaler::predict::Range;
+use ferroscale_autoscaler::samples::{PodUsage, Series, resource_samples};
 use ferroscale_autoscaler::{Gathered, MetricValues};
 use futures::future::BoxFuture;
 
@@ -36,6 +37,22 @@ pub trait MetricsSource: Send + Sync {
         metrics: &'a [MetricSpec],
         pod_selector: &'a str,
     ) -> BoxFuture<'a, Vec<Fetched>>;
+
+    /// The history of each predictive metric over its range, one entry per request. A source
+    /// that keeps no history says so, and the metrics stay reactive.
+    fn gather_series<'a>(
+        &'a self,
+        namespace: &'a str,
+        requests: &'a [(MetricSpec, Range)],
+    ) -> BoxFuture<'a, Vec<Result<Series, String>>> {
+        let _ = namespace;
+        Box::pin(async move {
+            requests
+                .iter()
+                .map(|_| Err("this metrics source keeps no history".to_string()))
+                .collect()
+        })
+    }
 }
 
 /// The real sources.
@@ -127,6 +144,23 @@ impl MetricsSource for Sources {
                 });
             }
             gathered
+        })
+    }
+
+    fn gather_series<'a>(
+        &'a self,
+        namespace: &'a str,
+        requests: &'a [(MetricSpec, Range)],
+    ) -> BoxFuture<'a, Vec<Result<Series, String>>> {
+        Box::pin(async move {
+            let mut series = Vec::with_capacity(requests.len());
+            for (metric, range) in requests {
+                series.push(match &metric.prometheus {
+                    Some(p) => self.prometheus.query_range(namespace, p, range).await,
+                    None => Err("only Prometheus metrics have a history to read".into()),
+                });
+            }
+            series
         })
     }
 }

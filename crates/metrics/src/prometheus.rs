@@ -1,5 +1,6 @@
 //! Prometheus as a metric source, without an adapter: an instant query through the HTTP API
-//! (`/api/v1/query`) that must return a scalar or a vector of exactly one element.
+//! (`/api/v1/query`) that must return a scalar or a vector of exactly one element, and for a
+//! predictive metric the same query over its history (`/api/v1/query_range`).
 //!
 //! The address comes from a tenant, so the operator guards it: only allowed servers are asked
 //! ([`crate::destinations`]), no redirect is followed, an answer over [`MAX_ANSWER`] is not read,
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use ferroscale_api::PrometheusMetricSource;
 use ferroscale_api::quantity::ParsedQuantity;
+use ferroscale_autoscaler::predict::Range;
+use ferroscale_autoscaler::samples::Series;
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde::Deserialize;
@@ -23,8 +27,12 @@ use crate::destinations::{self, AllowedServers};
 /// Credentials are re-read from their Secret after this long.
 const SECRET_TTL: Duration = Duration::from_secs(30);
 
-/// The largest answer read; a query's scalar needs a few hundred bytes.
+/// The largest answer read; a query's scalar needs a few hundred bytes, a range of
+/// [`MAX_POINTS_PER_REQUEST`] points about 300 KB.
 pub const MAX_ANSWER: usize = 1 << 20;
+
+/// Points asked for in one range request: under Prometheus' own limit of 11,000.
+pub const MAX_POINTS_PER_REQUEST: usize = 10_000;
 
 /// The annotation by which a credentials Secret names the one server it may be sent to.
 pub const SECRET_BINDING: &str = "ferroscale.dev/prometheus-url";
@@ -57,8 +65,14 @@ struct Answer {
 enum Data {
     Scalar((f64, String)),
     Vector(Vec<VectorSample>),
-    Matrix(serde::de::IgnoredAny),
+    Matrix(Vec<MatrixSeries>),
     String(serde::de::IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+struct MatrixSeries {
+    #[serde(default)]
+    values: Vec<(f64, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +296,88 @@ impl Prometheus {
 
     /// Evaluates the query now; its single value in milli-units.
     pub async fn query(&self, namespace: &str, source: &PrometheusMetricSource) -> Result<i64, String> {
+        let data = self
+            .ask(namespace, source, |base| destinations::query_url(base, &source.query))
+            .await?;
+        let text = match data {
+            Some(Data::Scalar((_, v))) => v,
+            Some(Data::Vector(samples)) => match samples.len() {
+                1 => samples.into_iter().next().map(|s| s.value.1).unwrap_or_default(),
+                0 => return Err("the query returned no series".into()),
+                n => {
+                    return Err(format!(
+                        "the query returned {n} series, it must return one (e.g. aggregate with sum())"
+                    ));
+                }
+            },
+            Some(Data::Matrix(_)) => {
+                return Err("the query returned a range vector; use an instant vector or scalar".into());
+            }
+            Some(Data::String(_)) | None => return Err("the query returned no number".into()),
+        };
+        ParsedQuantity::parse(&text)
+            .map(|q| q.milli_value())
+            .map_err(|_| "the query returned a value that is not a finite number".to_string())
+    }
+
+    /// The query's values over `range` (`/api/v1/query_range`), in requests of at most
+    /// [`MAX_POINTS_PER_REQUEST`] points: the history a predictive metric forecasts from.
+    pub async fn query_range(
+        &self,
+        namespace: &str,
+        source: &PrometheusMetricSource,
+        range: &Range,
+    ) -> Result<Series, String> {
+        let step = range.step.as_secs().max(1) as i64;
+        let mut points: Vec<(Timestamp, f64)> = Vec::new();
+        let mut from = range.start.as_second();
+        let end = range.end.as_second();
+        while from <= end {
+            let to = end.min(from + step * (MAX_POINTS_PER_REQUEST as i64 - 1));
+            let data = self
+                .ask(namespace, source, |base| {
+                    destinations::query_range_url(base, &source.query, from, to, step)
+                })
+                .await?;
+            match data {
+                Some(Data::Matrix(series)) => match series.len() {
+                    0 => {}
+                    1 => {
+                        for (t, v) in series.into_iter().flat_map(|s| s.values) {
+                            let (Ok(t), Ok(v)) = (Timestamp::from_second(t as i64), v.parse::<f64>()) else {
+                                return Err("the range query returned a point that is not a time and a number".into());
+                            };
+                            if v.is_finite() {
+                                points.push((t, v));
+                            }
+                        }
+                    }
+                    n => {
+                        return Err(format!(
+                            "the range query returned {n} series, it must return one (e.g. aggregate with sum())"
+                        ));
+                    }
+                },
+                _ => return Err("the range query returned no range vector".into()),
+            }
+            from = to + step;
+        }
+        points.sort_by_key(|(t, _)| *t);
+        points.dedup_by_key(|(t, _)| *t);
+        Ok(Series {
+            step: range.step,
+            points,
+        })
+    }
+
+    /// Sends one request built from the allowed server's base URL, with the source's
+    /// credentials when they may go there, and reads the answer's data.
+    async fn ask(
+        &self,
+        namespace: &str,
+        source: &PrometheusMetricSource,
+        url: impl FnOnce(&Url) -> Url,
+    ) -> Result<Option<Data>, String> {
         let base = self.server(source)?;
         let server = base.as_str().trim_end_matches('/').to_string();
         let auth = match &source.auth_secret_ref {
@@ -301,9 +397,7 @@ impl Prometheus {
             }
             None => Auth::default(),
         };
-        let mut request = self
-            .client_for(auth.ca.as_deref())?
-            .get(destinations::query_url(&base, &source.query));
+        let mut request = self.client_for(auth.ca.as_deref())?.get(url(&base));
         if let Some(token) = &auth.token {
             request = request.bearer_auth(token);
         } else if let Some((user, password)) = &auth.basic {
@@ -343,24 +437,6 @@ impl Prometheus {
                  the operator's debug log has its message"
             ));
         }
-        let text = match answer.data {
-            Some(Data::Scalar((_, v))) => v,
-            Some(Data::Vector(samples)) => match samples.len() {
-                1 => samples.into_iter().next().map(|s| s.value.1).unwrap_or_default(),
-                0 => return Err("the query returned no series".into()),
-                n => {
-                    return Err(format!(
-                        "the query returned {n} series, it must return one (e.g. aggregate with sum())"
-                    ));
-                }
-            },
-            Some(Data::Matrix(_)) => {
-                return Err("the query returned a range vector; use an instant vector or scalar".into());
-            }
-            Some(Data::String(_)) | None => return Err("the query returned no number".into()),
-        };
-        ParsedQuantity::parse(&text)
-            .map(|q| q.milli_value())
-            .map_err(|_| "the query returned a value that is not a finite number".to_string())
+        Ok(answer.data)
     }
 }

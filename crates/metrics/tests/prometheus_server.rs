@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroscale_api::{MetricTarget, MetricTargetType, PrometheusMetricSource, SecretRef};
+use ferroscale_autoscaler::predict::Range;
 use ferroscale_metrics::Prometheus;
 
 #[path = "../../../tests/support/prometheus.rs"]
@@ -66,6 +67,36 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
         assert!(tokio::time::Instant::now() < deadline, "value stuck at {v}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+
+    // The same query over its history: points a second apart, the newest 40 once Prometheus
+    // evaluates a step after that scrape.
+    let range = |back: i64| {
+        let now = jiff::Timestamp::now().as_second() + 1;
+        Range {
+            start: jiff::Timestamp::from_second(now - back).unwrap(),
+            end: jiff::Timestamp::from_second(now).unwrap(),
+            step: Duration::from_secs(1),
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        let history = prometheus
+            .query_range("ns", &source(&url, "sum(e2e_load)"), &range(60))
+            .await
+            .unwrap();
+        if history.points.last().map(|p| p.1) == Some(40.0) && history.points.len() >= 2 {
+            break history;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{history:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(history.points.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(history.points.iter().any(|p| p.1 == 12.5), "the older value is in the history");
+    let many = prometheus
+        .query_range("ns", &source(&url, "pair"), &range(20))
+        .await
+        .unwrap_err();
+    assert!(many.contains("returned 2 series"), "{many}");
 
     let check = |query: &'static str| {
         let (p, url) = (&prometheus, url.clone());
@@ -327,4 +358,25 @@ async fn an_answer_over_the_bound_is_refused_unread() {
         let err = error_at(&prometheus, port).await;
         assert!(err.contains("an answer over 1048576 bytes; it was not read"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_long_history_is_read_in_requests_under_prometheus_limit() {
+    let body = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1000,"1"],[1001,"2.5"]]}]}}"#;
+    let (port, hits) = counting(respond("200 OK", "application/json", body)).await;
+    let prometheus = allowing(&[port]);
+    let range = Range {
+        start: jiff::Timestamp::from_second(1_000).unwrap(),
+        end: jiff::Timestamp::from_second(1_000 + 25_000).unwrap(),
+        step: Duration::from_secs(1),
+    };
+    let history = prometheus
+        .query_range("ns", &source(&format!("http://127.0.0.1:{port}"), "up"), &range)
+        .await
+        .unwrap();
+    // 25,001 points in requests of at most 10,000: three requests.
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // The same two points came back each time: kept once.
+    assert_eq!(history.points.len(), 2);
+    assert_eq!(history.points[1].1, 2.5);
 }

@@ -209,7 +209,15 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     };
     let (memory, compiled) = memory;
     let (previous, version) = memory.status(&autoscaler);
-    let observation = match observe(&ctx.readers, &autoscaler, &compiled, previous, now).await {
+    let observation = match observe(
+        &ctx.readers,
+        &autoscaler,
+        &compiled,
+        previous,
+        now,
+        sync_period(&autoscaler.spec, &ctx.settings),
+    )
+    .await {
         // An invalid spec is the core's first gate: the decision says why and scales nothing.
         Observed::InvalidSpec => {
             let decision = decide(&invalid_spec_input(

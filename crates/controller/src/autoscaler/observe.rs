@@ -11,6 +11,7 @@ use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::gates::metrics_read;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::hold::Conflict;
+use ferroscale_autoscaler::predict::{Range, history_reads};
 use ferroscale_autoscaler::samples::GatheredSeries;
 use ferroscale_autoscaler::samples::PodUsage;
 use ferroscale_autoscaler::selection::by_owner;
@@ -143,6 +144,7 @@ pub async fn observe(
     compiled: &Compiled,
     previous: Option<&AutoscalerStatus>,
     now: Timestamp,
+    sync_period: Duration,
 ) -> Observed {
     if compiled.problems.is_some() {
         return Observed::InvalidSpec;
@@ -212,6 +214,26 @@ pub async fn observe(
         }
         _ => Vec::new(),
     };
+    let series = match &selector {
+        Some(_) if read.contains(&true) => {
+            let ranges = history_reads(&metrics, &read, sync_period, now);
+            let requests: Vec<(MetricSpec, Range)> = metrics
+                .iter()
+                .zip(&ranges)
+                .filter_map(|(m, r)| Some((m.clone(), (*r)?)))
+                .collect();
+            let mut fetched = if requests.is_empty() {
+                Vec::new().into_iter()
+            } else {
+                readers.metrics.gather_series(&namespace, &requests).await.into_iter()
+            };
+            ranges
+                .iter()
+                .map(|r| r.and_then(|_| fetched.next()))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     let (pods, gathered) = if reads.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -228,7 +250,7 @@ pub async fn observe(
         metrics,
         reads,
         gathered,
-        series: Vec::new(),
+        series,
         conflict,
         pods_left_out,
     }))
