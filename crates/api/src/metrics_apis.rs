@@ -121,4 +121,16 @@ pub struct ExternalMetricValueList {
 pub struct PrometheusSample {
     pub query: String,
     pub value: Quantity,
+    /// For a predictive metric: the query's history as the range query returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<PrometheusHistory>,
+}
+
+/// A query's values at a regular step, as `/api/v1/query_range` returns them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PrometheusHistory {
+    /// The step between points, a duration such as `15s`.
+    pub step: String,
+    /// `[unix seconds, "value"]` pairs, oldest first.
+    pub values: Vec<(i64, String)>,
 }

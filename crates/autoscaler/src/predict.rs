@@ -57,7 +57,12 @@ pub fn range(predictive: &Predictive, sync_period: Duration, now: Timestamp) -> 
 }
 
 /// The history to read at `now` for each of `metrics` that is read (`read[i]`) and predictive.
-pub fn history_reads(metrics: &[MetricSpec], read: &[bool], sync_period: Duration, now: Timestamp) -> Vec<Option<Range>> {
+pub fn history_reads(
+    metrics: &[MetricSpec],
+    read: &[bool],
+    sync_period: Duration,
+    now: Timestamp,
+) -> Vec<Option<Range>> {
     metrics
         .iter()
         .zip(read)

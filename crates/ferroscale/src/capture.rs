@@ -180,6 +180,7 @@ fn add_metric(rest: &mut Snapshot, spec: &MetricSpec, values: &MetricValues, nam
                 rest.prometheus.push(PrometheusSample {
                     query: p.query.clone(),
                     value: Quantity(format_milli(*value)),
+                    history: None,
                 });
             }
         }
@@ -200,9 +201,22 @@ pub fn snapshot(autoscaler: &Autoscaler, observation: &Observation, now: Timesta
     if let Some(usage) = observation.reads.iter().find_map(|r| r.pod_usage.as_ref()) {
         rest.pod_metrics = usage.iter().map(|u| pod_metrics(u, &namespace)).collect();
     }
-    for (spec, read) in observation.metrics.iter().zip(&observation.reads) {
+    for (i, (spec, read)) in observation.metrics.iter().zip(&observation.reads).enumerate() {
         if let Ok(values) = &read.value {
             add_metric(&mut rest, spec, values, &namespace, now);
+        }
+        // A predictive metric's history goes with its sample, so the replay forecasts alike.
+        if let (Some(Some(Ok(series))), Some(sample)) = (observation.series.get(i), rest.prometheus.last_mut())
+            && spec.prometheus.as_ref().is_some_and(|p| p.query == sample.query)
+        {
+            sample.history = Some(PrometheusHistory {
+                step: format!("{}s", series.step.as_secs()),
+                values: series
+                    .points
+                    .iter()
+                    .map(|(t, v)| (t.as_second(), v.to_string()))
+                    .collect(),
+            });
         }
     }
     let mut scale = observation.scale_object.clone();

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use ferroscale_api::quantity::format_milli;
 use ferroscale_api::{MetricSourceType, MetricSpec, MetricTarget};
+use ferroscale_autoscaler::predict::{ForecastOutcome, NoForecast};
 use ferroscale_autoscaler::selector::scale_selector;
 use ferroscale_autoscaler::{Decision, Input, Path as DecisionPath, Scale, Settings, decide, effective_metrics};
 use jiff::Timestamp;
@@ -40,6 +41,7 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
     let pods = gather::pods(&snapshot.rest, namespace, selector.as_ref());
     let metrics = effective_metrics(&autoscaler.spec).into_owned();
     let gathered = gather::metrics(&snapshot.rest, &metrics, namespace, selector.as_ref());
+    let series = gather::series(&snapshot.rest, &metrics);
     let input = Input {
         spec: &autoscaler.spec,
         status: autoscaler.status.as_ref(),
@@ -55,7 +57,7 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         conflict: None,
         pods_left_out: 0,
         compiled: None,
-        series: &[],
+        series: &series,
     };
     let decision = decide(&input);
     Replay {
@@ -79,7 +81,8 @@ pub fn to_json(replay: &Replay) -> Value {
                 |a| json!({"value": format_milli(a.value), "threshold": format_milli(a.threshold), "active": a.active}),
             );
             json!({"replicas": m.replicas, "status": m.status, "error": m.error, "description": m.description,
-                   "skipped": m.skipped, "activation": activation, "fallback": m.fallback})
+                   "skipped": m.skipped, "activation": activation, "fallback": m.fallback,
+                   "forecast": m.forecast.as_ref().map(forecast_json)})
         })
         .collect();
     let events: Vec<Value> = d
@@ -98,7 +101,81 @@ pub fn to_json(replay: &Replay) -> Value {
         "events": events,
         "status": d.status,
         "podsLeftOut": replay.pods_left_out,
+        "bounds": {"minReplicas": d.bounds.min, "maxReplicas": d.bounds.max, "activeSchedules": d.bounds.active},
+        "formula": d.formula.as_ref().map(|f| json!({
+            "expression": f.expression,
+            "inputs": f.inputs.iter().map(|i| json!({"name": i.name, "index": i.index, "value": i.value})).collect::<Vec<_>>(),
+            "result": f.result,
+            "replicas": f.outcome.replicas,
+            "error": f.outcome.error,
+            "fallback": f.outcome.fallback,
+        })),
     })
+}
+
+fn forecast_json(f: &ForecastOutcome) -> Value {
+    let made = f.forecast.as_ref().ok();
+    json!({
+        "model": made.map(|m| format!("{:?}", m.model)),
+        "value": made.map(|m| m.value),
+        "time": made.map(|m| m.at.to_string()),
+        "lookAheadSeconds": f.look_ahead.as_secs(),
+        "errorPercent": made.map(|m| m.error_percent),
+        "maxErrorPercent": f.max_error_percent,
+        "historyFrom": made.map(|m| m.from.to_string()),
+        "historyTo": made.map(|m| m.to.to_string()),
+        "historyPoints": made.map(|m| m.points),
+        "replicas": f.replicas,
+        "reactiveReplicas": f.reactive,
+        "used": f.used,
+        "reason": f.reason,
+        "problem": f.forecast.as_ref().err().map(NoForecast::message),
+    })
+}
+
+/// What a forecast said and whether it decided, for `-o text`.
+fn forecast_text(f: &ForecastOutcome) -> Vec<String> {
+    let mut lines = Vec::new();
+    match &f.forecast {
+        Ok(m) => {
+            lines.push(format!(
+                "forecast ({:?}, from {} points {} to {}): {} at {} ({}s ahead)",
+                m.model,
+                m.points,
+                m.from,
+                m.to,
+                format_float(m.value),
+                m.at,
+                f.look_ahead.as_secs()
+            ));
+            if let Some((alpha, beta, gamma)) = m.parameters {
+                lines.push(format!(
+                    "  smoothing chosen: level {alpha}, trend {beta}, season {gamma}"
+                ));
+            }
+            lines.push(format!(
+                "  model error over the last season or window: {:.1}% (bound {}%)",
+                m.error_percent, f.max_error_percent
+            ));
+        }
+        Err(no) => lines.push(format!("no forecast: {}", no.message())),
+    }
+    match (f.used, f.replicas, f.reactive) {
+        (true, Some(predicted), Some(reactive)) => lines.push(format!(
+            "  the forecast proposes {predicted} replicas, the reactive value {reactive}"
+        )),
+        (false, _, _) => lines.push(format!(
+            "  not used ({}): the metric is reactive only",
+            f.reason.unwrap_or("ForecastUnusable")
+        )),
+        _ => {}
+    }
+    lines
+}
+
+/// A number as a quantity would print it, to the milli.
+fn format_float(value: f64) -> String {
+    format_milli((value * 1000.0).round() as i64)
 }
 
 fn target_text(target: &MetricTarget) -> String {
@@ -176,6 +253,18 @@ pub fn to_text(replay: &Replay) -> String {
         a.spec.max_replicas,
         replay.now
     );
+    if !d.bounds.active.is_empty() {
+        let _ = writeln!(
+            out,
+            "  Schedules active: {}; replicas between {} and {} while they are",
+            d.bounds.active.join(", "),
+            d.bounds.min,
+            d.bounds.max
+        );
+    } else if a.spec.schedules.as_ref().is_some_and(|s| !s.is_empty()) {
+        let names: Vec<&str> = a.spec.schedules.iter().flatten().map(|s| s.name.as_str()).collect();
+        let _ = writeln!(out, "  Schedules: none active ({})", names.join(", "));
+    }
     let _ = writeln!(
         out,
         "  Tolerance: scale down below {:.3}, scale up above {:.3} (usage ratio)",
@@ -234,7 +323,12 @@ pub fn to_text(replay: &Replay) -> String {
         let target = spec.target().map(target_text).unwrap_or_default();
         let _ = writeln!(out, "  [{i}] {} — target {target}", metric_title(spec));
         if m.skipped {
-            let _ = writeln!(out, "      not read: it needs pods, and the target has none");
+            let why = if a.spec.formula.is_some() && d.current_replicas > 0 {
+                "the formula does not use it"
+            } else {
+                "it needs pods, and the target has none"
+            };
+            let _ = writeln!(out, "      not read: {why}");
             continue;
         }
         if let Some(error) = &m.error {
@@ -312,16 +406,65 @@ pub fn to_text(replay: &Replay) -> String {
                 let _ = writeln!(out, "      {note}");
             }
         }
-        if let Some(r) = m.replicas {
-            let _ = writeln!(out, "      proposes {r} replicas");
+        if let Some(f) = &m.forecast {
+            for line in forecast_text(f) {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+        match (m.replicas, &d.formula) {
+            (Some(r), Some(_)) => {
+                let _ = writeln!(
+                    out,
+                    "      an input of the formula: its own proposal ({r} replicas) does not count"
+                );
+            }
+            (Some(r), None) => {
+                let _ = writeln!(out, "      proposes {r} replicas");
+            }
+            (None, _) => {}
+        }
+    }
+    if let Some(f) = &d.formula {
+        let _ = writeln!(out, "\nFormula {}:", f.expression);
+        for input in &f.inputs {
+            let value = input.value.map_or_else(|| "no value".to_string(), format_float);
+            let _ = writeln!(out, "  {} = {value}", input.name);
+        }
+        match (f.result, &f.outcome.error) {
+            (Some(result), None) => {
+                let target = a
+                    .spec
+                    .formula
+                    .as_ref()
+                    .map(|f| target_text(&f.target))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  result {} against {target}", format_float(result));
+                for note in f.outcome.proposal.iter().flat_map(|p| &p.notes) {
+                    let _ = writeln!(out, "  {note}");
+                }
+            }
+            (_, Some(error)) => {
+                let _ = writeln!(out, "  could not be computed: {error}");
+                if let Some(r) = f.outcome.fallback {
+                    let _ = writeln!(out, "  the inputs' fallback applies: proposes {r} replicas");
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(r) = f.outcome.replicas {
+            let _ = writeln!(out, "  proposes {r} replicas");
         }
     }
     if let Some(proposal) = d.proposal {
         let _ = writeln!(out, "\nDecision:");
-        let _ = writeln!(
-            out,
-            "  the metrics propose {proposal} replicas (the largest proposal counts)"
-        );
+        if d.formula.is_some() {
+            let _ = writeln!(out, "  the formula proposes {proposal} replicas");
+        } else {
+            let _ = writeln!(
+                out,
+                "  the metrics propose {proposal} replicas (the largest proposal counts)"
+            );
+        }
         let active = d
             .metrics
             .iter()

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferroscale_api::metrics_apis::{ExternalMetricValue, MetricValue, PodMetrics};
+use ferroscale_api::metrics_apis::{ExternalMetricValue, MetricValue, PodMetrics, PrometheusHistory};
 use ferroscale_api::quantity::milli_value;
 use ferroscale_api::{MetricSourceType, MetricSpec};
-use ferroscale_autoscaler::samples::{ContainerUsage, resource_samples};
+use ferroscale_autoscaler::samples::{ContainerUsage, GatheredSeries, Series, resource_samples};
 use ferroscale_autoscaler::selector::from_label_selector;
 use ferroscale_autoscaler::{Gathered, MetricValues, PodInfo, PodSample, PodUsage};
+use jiff::Timestamp;
 use kube::core::{Selector, SelectorExt};
 
 use crate::snapshot::Snapshot;
@@ -201,4 +202,45 @@ fn metric(snapshot: &Snapshot, spec: &MetricSpec, namespace: Option<&str>, selec
             }
         }
     }
+}
+
+/// One entry per metric: for a predictive Prometheus metric, the history its PrometheusSample
+/// carries (or why there is none), so a replay forecasts as the live evaluation did.
+pub fn series(snapshot: &Snapshot, metrics: &[MetricSpec]) -> Vec<GatheredSeries> {
+    metrics
+        .iter()
+        .map(|spec| {
+            let prometheus = spec.prometheus.as_ref().filter(|p| p.predictive.is_some())?;
+            let sample = snapshot
+                .prometheus
+                .iter()
+                .find(|s| s.query.trim() == prometheus.query.trim());
+            Some(match sample.and_then(|s| s.history.as_ref()) {
+                None => Err(format!(
+                    "no history for the query {:?} in the snapshot (a PrometheusSample's history)",
+                    prometheus.query
+                )),
+                Some(history) => history_series(history),
+            })
+        })
+        .collect()
+}
+
+fn history_series(history: &PrometheusHistory) -> Result<Series, String> {
+    let step =
+        ferroscale_api::duration::parse(&history.step).map_err(|e| format!("PrometheusSample history step: {e}"))?;
+    let points = history
+        .values
+        .iter()
+        .map(|(t, v)| {
+            let time = Timestamp::from_second(*t).map_err(|e| format!("PrometheusSample history time {t}: {e}"))?;
+            let value = v
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("PrometheusSample history value {v:?} is not a number"))?;
+            Ok((time, value))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Series { step, points })
 }

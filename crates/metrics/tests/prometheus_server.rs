@@ -91,7 +91,10 @@ async fn reads_values_and_explains_bad_results_from_a_real_prometheus() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(history.points.windows(2).all(|w| w[0].0 < w[1].0));
-    assert!(history.points.iter().any(|p| p.1 == 12.5), "the older value is in the history");
+    assert!(
+        history.points.iter().any(|p| p.1 == 12.5),
+        "the older value is in the history"
+    );
     let many = prometheus
         .query_range("ns", &source(&url, "pair"), &range(20))
         .await

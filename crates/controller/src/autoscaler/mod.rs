@@ -217,7 +217,8 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
         now,
         sync_period(&autoscaler.spec, &ctx.settings),
     )
-    .await {
+    .await
+    {
         // An invalid spec is the core's first gate: the decision says why and scales nothing.
         Observed::InvalidSpec => {
             let decision = decide(&invalid_spec_input(

@@ -227,10 +227,7 @@ pub async fn observe(
             } else {
                 readers.metrics.gather_series(&namespace, &requests).await.into_iter()
             };
-            ranges
-                .iter()
-                .map(|r| r.and_then(|_| fetched.next()))
-                .collect()
+            ranges.iter().map(|r| r.and_then(|_| fetched.next())).collect()
         }
         _ => Vec::new(),
     };
