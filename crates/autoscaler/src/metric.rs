@@ -339,13 +339,13 @@ fn external_sum(values: &[i64], average: bool) -> i64 {
 /// Which field of an Object, External or Prometheus target counts. The HPA reads Object
 /// targets by their type, and External targets by which value is set, AverageValue first.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TargetChoice {
+enum TargetChoice {
     ByType,
     AverageFirst,
 }
 
 /// Object, External and Prometheus targets: Value against the whole, AverageValue per replica.
-pub(crate) fn whole_or_average(
+fn whole_or_average(
     ctx: &Context,
     scale: &Scale,
     target: &MetricTarget,

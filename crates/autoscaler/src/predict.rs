@@ -11,14 +11,14 @@
 use std::time::Duration;
 
 use ferroscale_api::quantity::format_milli;
-use ferroscale_api::{AutoscalerCondition, ForecastStatus, MetricSpec, Predictive, PredictiveModel};
+use ferroscale_api::{AutoscalerCondition, ForecastStatus, MetricSpec, MetricTarget, Predictive, PredictiveModel};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::calculate::Context;
+use crate::calculate::{self, Context};
 use crate::conditions;
-use crate::metric::{MetricOutcome, TargetChoice, whole_or_average};
+use crate::metric::MetricOutcome;
 use crate::pods::{ConditionStatus, PodInfo};
 use crate::samples::{GatheredSeries, Series};
 use crate::types::Scale;
@@ -186,6 +186,12 @@ fn error_percent(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
         size += actual.abs();
         count += 1;
     }
+    relative_error(error, size, count)
+}
+
+/// `error` in percent of `size`, over `count` forecasts: none is an infinite error, and actuals
+/// all zero are matched only by forecasts all zero.
+fn relative_error(error: f64, size: f64, count: usize) -> f64 {
     match (count, size > 0.0) {
         (0, _) => f64::INFINITY,
         (_, true) => 100.0 * error / size,
@@ -226,28 +232,35 @@ fn holt_winters_with(y: &[f64], m: usize, h: usize, (alpha, beta, gamma): (f64, 
     let middle = (m as f64 - 1.0) / 2.0;
     let mut trend = (second - first) / m as f64;
     let mut level = first + trend * middle;
-    let mut season: Vec<f64> = y[..m]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v - (first + trend * (i as f64 - middle)))
-        .collect();
-    season.resize(n + h, 0.0);
-    // forecasts[t] is what was forecast for t from the state at t - h.
-    let mut forecasts: Vec<Option<f64>> = vec![None; n + h];
+    let mut season: Vec<f64> = Vec::with_capacity(n);
+    season.extend(
+        y[..m]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v - (first + trend * (i as f64 - middle))),
+    );
+    // The season of t + h is the latest known one at the same phase.
+    let back = m * h.div_ceil(m).max(1);
+    let last_season = n - m;
+    let (mut error, mut size, mut count) = (0.0, 0.0, 0usize);
+    let mut value = level;
     for t in m..n {
         let previous_level = level;
         level = alpha * (y[t] - season[t - m]) + (1.0 - alpha) * (level + trend);
         trend = beta * (level - previous_level) + (1.0 - beta) * trend;
-        season[t] = gamma * (y[t] - level) + (1.0 - gamma) * season[t - m];
+        season.push(gamma * (y[t] - level) + (1.0 - gamma) * season[t - m]);
         let ahead = t + h;
-        // The season of `ahead` is the latest known one at the same phase.
-        let phase = ahead - m * h.div_ceil(m).max(1);
-        forecasts[ahead] = Some(level + h as f64 * trend + season[phase]);
+        let forecast = level + h as f64 * trend + season[ahead - back];
+        if ahead >= last_season && ahead < n {
+            error += (forecast - y[ahead]).abs();
+            size += y[ahead].abs();
+            count += 1;
+        }
+        value = forecast;
     }
-    let error = error_percent((n - m..n).filter_map(|t| Some((forecasts[t]?, y[t]))));
     Fit {
-        value: forecasts[n - 1 + h].unwrap_or(level),
-        error,
+        value,
+        error: relative_error(error, size, count),
         parameters: Some((alpha, beta, gamma)),
     }
 }
@@ -261,7 +274,7 @@ fn holt_winters(y: &[f64], m: usize, h: usize) -> Option<Fit> {
     let mut best: Option<Fit> = None;
     for alpha in [0.2, 0.5, 0.8] {
         for beta in [0.0, 0.05] {
-            for gamma in [0.1, 0.3, 0.6] {
+            for gamma in [0.1, 0.4] {
                 let fit = holt_winters_with(y, m, h, (alpha, beta, gamma));
                 if best.as_ref().is_none_or(|b| fit.error < b.error) {
                     best = Some(fit);
@@ -420,9 +433,8 @@ pub fn apply(
             Ok(f) if f.error_percent > f64::from(bound) => result.reason = Some("ForecastErrorTooHigh"),
             Ok(f) => {
                 let value = (f.value * 1000.0).round() as i64;
-                match whole_or_average(ctx, scale, &prometheus.target, value, TargetChoice::AverageFirst) {
-                    Ok((proposal, _)) => {
-                        let predicted = proposal.replicas;
+                match forecast_replicas(&prometheus.target, value, ctx, scale) {
+                    Some(predicted) => {
                         result.replicas = Some(predicted);
                         result.used = true;
                         let reactive = outcome.replicas.unwrap_or(0);
@@ -440,14 +452,34 @@ pub fn apply(
                             activation.active |= value > activation.threshold;
                         }
                     }
-                    // Only a Value target with no pods fails here; the reactive proposal failed
-                    // the same way already, so this is not reached in practice.
-                    Err(_) => result.reason = Some("ForecastUnusable"),
+                    None => result.reason = Some("ForecastUnusable"),
                 }
             }
         }
         outcome.forecast = Some(result);
     }
+}
+
+/// The replicas the forecast value needs: `ceil(value / target)` for an AverageValue target,
+/// the ratio to the target times the ready pods for a Value target. No tolerance band: that
+/// band keeps a measured value's noise from moving the count, while a forecast is where the
+/// load is going, and it only ever raises the proposal unless `scaleDown` lets it lower it.
+pub fn forecast_replicas(target: &MetricTarget, value: i64, ctx: &Context, scale: &Scale) -> Option<i32> {
+    let milli = |q: &Option<Quantity>| {
+        q.as_ref()
+            .and_then(|q| ferroscale_api::quantity::milli_value(&q.0).ok())
+            .filter(|t| *t > 0)
+    };
+    if let Some(average) = milli(&target.average_value) {
+        return Some(calculate::ceil_replicas(value.max(0) as f64 / average as f64));
+    }
+    let whole = milli(&target.value)?;
+    let ratio = value.max(0) as f64 / whole as f64;
+    if scale.spec_replicas == 0 {
+        return Some(calculate::ceil_replicas(ratio));
+    }
+    let ready = ctx.pods.iter().filter(|p| p.is_running_and_ready()).count();
+    (ready > 0).then(|| calculate::ceil_replicas(ratio * ready as f64))
 }
 
 /// status.forecasts: each predictive metric's forecast, compactly.

@@ -252,10 +252,10 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         .and_then(|n| n.as_str())
         .unwrap_or("scenario")
         .to_string();
-    let run = crate::simulate::engine::simulate(&scenario.spec, &args.decision.settings());
+    let run = crate::simulate::run(&scenario.spec, &args.decision.settings());
     match args.output {
         SimulateFormat::Table => print!("{}", crate::simulate::table(&name, &run)),
-        SimulateFormat::Csv => print!("{}", crate::simulate::csv(&run)),
+        SimulateFormat::Csv => print!("{}", crate::simulate::csv(&run.run)),
         SimulateFormat::Json => println!("{}", serde_json::to_string_pretty(&run)?),
     }
     if let Some(path) = args.plot {

@@ -161,3 +161,33 @@ fn bad_scenarios_are_named() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn prediction_halves_the_pressure_of_a_seasonal_load_for_at_most_a_tenth_more_cost() {
+    for name in ["daily-sine.yaml", "business-day.yaml"] {
+        let path = examples().join(name);
+        let out = ferroscale(&["simulate", path.to_str().unwrap(), "-o", "json"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let figure = |summary: &str, key: &str| run[summary][key].as_f64().unwrap();
+        let (pressure, reactive_pressure) = (
+            figure("summary", "secondsOverTarget"),
+            figure("reactiveSummary", "secondsOverTarget"),
+        );
+        let (cost, reactive_cost) = (
+            figure("summary", "replicaSeconds"),
+            figure("reactiveSummary", "replicaSeconds"),
+        );
+        assert!(
+            pressure * 2.0 <= reactive_pressure,
+            "{name}: pressure {pressure} s against {reactive_pressure} s reactive"
+        );
+        assert!(
+            cost <= reactive_cost * 1.10,
+            "{name}: cost {cost} against {reactive_cost} reactive"
+        );
+        // The warm-up is not reported: the timeline is the third day.
+        let first = run["timeline"][0]["seconds"].as_u64().unwrap();
+        assert_eq!(first, 48 * 3600, "{name}");
+    }
+}

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use ferroscale_api::quantity::milli_value;
 use ferroscale_api::{AutoscalerStatus, MetricSourceType, MetricSpec, MetricTargetType};
+use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::pods::{ContainerRequests, PodPhase};
+use ferroscale_autoscaler::predict;
+use ferroscale_autoscaler::samples::{GatheredSeries, Series};
 use ferroscale_autoscaler::{
     Decision, Gathered, Input, MetricValues, PodInfo, PodSample, Scale, Settings, decide, effective_metrics,
 };
@@ -71,6 +74,7 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
     let step = ferroscale_autoscaler::settings::sync_period(&spec.autoscaler, settings);
     let request = milli_value(&spec.cpu_request).unwrap_or(500);
     let metrics = effective_metrics(&spec.autoscaler).into_owned();
+    let compiled = Compiled::of(&spec.autoscaler);
     let mut pods: Vec<Pod> = (0..spec.initial_replicas)
         .map(|i| Pod {
             name: format!("pod-{i}"),
@@ -96,13 +100,17 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
     let mut first_rise: Option<Duration> = None;
     let mut first_scale_up_after_rise: Option<Duration> = None;
     let mut previous_load: Option<f64> = None;
+    // What Prometheus recorded of each metric, for the range queries of predictive metrics.
+    let mut recorded: Vec<Vec<(Timestamp, f64)>> = vec![Vec::new(); metrics.len()];
+    let report_from = spec.report_from.unwrap_or_default();
     let mut t = Duration::ZERO;
     while t <= spec.duration {
         let now = at(t);
+        let reported = t >= report_from;
         let ready = pods.iter().filter(|p| ready_at(p) <= t).count() as u32;
         ready_history.push((t, ready));
         let load = spec.load.at(t);
-        if first_rise.is_none() && previous_load.is_some_and(|p| load > p * 1.2 && load > 0.0) {
+        if reported && first_rise.is_none() && previous_load.is_some_and(|p| load > p * 1.2 && load > 0.0) {
             first_rise = Some(t);
         }
         previous_load = Some(load);
@@ -126,6 +134,26 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
                 false => model_metric(m, &infos, per_pod, seen_load, spec.pod_capacity, request, now),
             })
             .collect();
+        for (i, value) in gathered.iter().enumerate() {
+            if let Ok(MetricValues::Prometheus(milli)) = value {
+                recorded[i].push((now, *milli as f64 / 1000.0));
+            }
+        }
+        let series: Vec<GatheredSeries> = metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let predictive = m.prometheus.as_ref()?.predictive.as_ref()?;
+                let range = predict::range(predictive, step, now);
+                let history = &recorded[i];
+                let from = history.partition_point(|(at, _)| *at < range.start);
+                let to = history.partition_point(|(at, _)| *at <= range.end);
+                Some(Ok(Series {
+                    step: range.step,
+                    points: history[from..to].to_vec(),
+                }))
+            })
+            .collect();
         let scale = Scale {
             spec_replicas: desired,
             status_replicas: pods.len() as i32,
@@ -144,30 +172,33 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             annotations: None,
             conflict: None,
             pods_left_out: 0,
-            compiled: None,
-            series: &[],
+            compiled: Some(&compiled),
+            series: &series,
         };
         let decision = decide(&input);
         remembered = Remembered::after(decision.proposal.is_some(), &decision.status, now);
 
         let actual_per_pod = load / f64::from(ready.max(1));
-        if over_target(metrics.first(), actual_per_pod, load, ready, spec.pod_capacity, request) {
+        if reported && over_target(metrics.first(), actual_per_pod, load, ready, spec.pod_capacity, request) {
             over_target_seconds += step.as_secs();
         }
-        replica_seconds += pods.len() as u64 * step.as_secs();
+        if reported {
+            replica_seconds += pods.len() as u64 * step.as_secs();
+        }
         let reason = reason(&decision);
         if decision.rescale {
-            if decision.desired_replicas > desired {
+            // During the warm-up the count follows; the figures do not count it.
+            if reported && decision.desired_replicas > desired {
                 ups += 1;
                 if first_rise.is_some() && first_scale_up_after_rise.is_none() {
                     first_scale_up_after_rise = Some(t);
                 }
-            } else {
+            } else if reported {
                 downs += 1;
             }
             desired = decision.desired_replicas;
         }
-        timeline.push(Row {
+        let row = Row {
             seconds: t.as_secs(),
             load: (load * 100.0).round() / 100.0,
             metric: current_value(&decision),
@@ -175,7 +206,10 @@ pub fn simulate(spec: &ScenarioSpec, settings: &Settings) -> Run {
             pods: pods.len() as u32,
             desired,
             reason,
-        });
+        };
+        if reported {
+            timeline.push(row);
+        }
         status = Some(decision.status);
 
         // The workload controller catches up with the count before the next evaluation:

@@ -12,6 +12,7 @@ use plotters::prelude::*;
 
 use engine::Run;
 use scenario::Scenario;
+use serde::Serialize;
 
 /// Loads the scenario file, or the built-in one.
 pub fn load(path: Option<&Path>) -> Result<Scenario> {
@@ -25,12 +26,93 @@ pub fn load(path: Option<&Path>) -> Result<Scenario> {
 }
 
 fn clock(seconds: u64) -> String {
-    format!("{}:{:02}", seconds / 60, seconds % 60)
+    if seconds < 3600 {
+        format!("{}:{:02}", seconds / 60, seconds % 60)
+    } else {
+        format!("{}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    }
+}
+
+/// A run, and for an Autoscaler with a predictive metric the same scenario without prediction,
+/// so the gain and its cost can be read side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compared {
+    #[serde(flatten)]
+    pub run: Run,
+    /// The summary of the reactive run, when the scenario predicts.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "reactiveSummary")]
+    pub reactive_summary: Option<engine::Summary>,
+    #[serde(skip)]
+    pub reactive: Option<Run>,
+}
+
+/// Runs the scenario, and again without prediction when it has a predictive metric.
+pub fn run(spec: &scenario::ScenarioSpec, settings: &ferroscale_autoscaler::Settings) -> Compared {
+    let run = engine::simulate(spec, settings);
+    let mut reactive_spec = spec.clone();
+    let mut predicts = false;
+    for m in reactive_spec.autoscaler.metrics.iter_mut().flatten() {
+        if let Some(p) = m.prometheus.as_mut() {
+            predicts |= p.predictive.take().is_some();
+        }
+    }
+    let reactive = predicts.then(|| engine::simulate(&reactive_spec, settings));
+    Compared {
+        run,
+        reactive_summary: reactive.as_ref().map(|r| r.summary.clone()),
+        reactive,
+    }
+}
+
+/// Predictive against reactive: pressure and cost, and their change.
+fn comparison(predictive: &engine::Summary, reactive: &engine::Summary) -> String {
+    let change = |now: u64, before: u64| {
+        if before == 0 {
+            if now == 0 { "0%".to_string() } else { "new".to_string() }
+        } else {
+            format!("{:+.0}%", 100.0 * (now as f64 - before as f64) / before as f64)
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nPredictive against reactive (the same scenario with prediction off):"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>12} {:>12} {:>8}",
+        "", "reactive", "predictive", "change"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>12} {:>12} {:>8}",
+        "pressure (s over target)",
+        reactive.seconds_over_target,
+        predictive.seconds_over_target,
+        change(predictive.seconds_over_target, reactive.seconds_over_target)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>12} {:>12} {:>8}",
+        "cost (replica-seconds)",
+        reactive.replica_seconds,
+        predictive.replica_seconds,
+        change(predictive.replica_seconds, reactive.replica_seconds)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>12} {:>12}",
+        "scale events (up/down)",
+        format!("{}/{}", reactive.scale_ups, reactive.scale_downs),
+        format!("{}/{}", predictive.scale_ups, predictive.scale_downs)
+    );
+    out
 }
 
 /// The timeline as a table: rows where something happened (plus one every five minutes), then
-/// the summary.
-pub fn table(name: &str, run: &Run) -> String {
+/// the summary, and the comparison with the reactive run when there is one.
+pub fn table(name: &str, compared: &Compared) -> String {
+    let run = &compared.run;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -62,7 +144,11 @@ pub fn table(name: &str, run: &Run) -> String {
         previous = Some(row);
     }
     let s = &run.summary;
-    let last = run.timeline.last().map_or(0, |r| r.seconds).max(1);
+    // The reported span: a warm-up before reportFrom is not in the timeline.
+    let last = match (run.timeline.first(), run.timeline.last()) {
+        (Some(first), Some(last)) => (last.seconds - first.seconds).max(1),
+        _ => 1,
+    };
     let _ = writeln!(out, "\nSummary:");
     let _ = writeln!(
         out,
@@ -85,6 +171,9 @@ pub fn table(name: &str, run: &Run) -> String {
             let _ = writeln!(out, "  no scale-up followed a sharp rise in load");
         }
     }
+    if let Some(reactive) = &compared.reactive_summary {
+        out.push_str(&comparison(&run.summary, reactive));
+    }
     out
 }
 
@@ -102,9 +191,23 @@ pub fn csv(run: &Run) -> String {
     out
 }
 
-/// Draws load and replicas over time as an SVG file.
-pub fn plot(run: &Run, name: &str, path: &Path) -> Result<()> {
-    let end = run.timeline.last().map_or(1, |r| r.seconds).max(1) as f64 / 60.0;
+/// Draws load and replicas over time as an SVG file; with a reactive run beside a predictive
+/// one, its ready replicas too.
+pub fn plot(compared: &Compared, name: &str, path: &Path) -> Result<()> {
+    let run = &compared.run;
+    let first = run.timeline.first().map_or(0, |r| r.seconds);
+    let span = run
+        .timeline
+        .last()
+        .map_or(1, |r| r.seconds)
+        .saturating_sub(first)
+        .max(1);
+    let (unit, unit_name) = if span > 3 * 3600 {
+        (3600.0, "hours")
+    } else {
+        (60.0, "minutes")
+    };
+    let end = span as f64 / unit;
     let max_load = run.timeline.iter().map(|r| r.load).fold(1.0, f64::max) * 1.1;
     let max_replicas = run
         .timeline
@@ -128,7 +231,7 @@ pub fn plot(run: &Run, name: &str, path: &Path) -> Result<()> {
         .set_secondary_coord(0.0..end, 0.0..max_replicas);
     chart
         .configure_mesh()
-        .x_desc("minutes")
+        .x_desc(unit_name)
         .y_desc("load")
         .draw()
         .map_err(|e| draw(&e))?;
@@ -137,7 +240,7 @@ pub fn plot(run: &Run, name: &str, path: &Path) -> Result<()> {
         .y_desc("replicas")
         .draw()
         .map_err(|e| draw(&e))?;
-    let minutes = |r: &engine::Row| r.seconds as f64 / 60.0;
+    let minutes = |r: &engine::Row| (r.seconds - first) as f64 / unit;
     chart
         .draw_series(LineSeries::new(
             run.timeline.iter().map(|r| (minutes(r), r.load)),
@@ -160,8 +263,23 @@ pub fn plot(run: &Run, name: &str, path: &Path) -> Result<()> {
             GREEN.stroke_width(2),
         ))
         .map_err(|e| draw(&e))?
-        .label("ready replicas")
+        .label(if compared.reactive.is_some() {
+            "ready replicas (predictive)"
+        } else {
+            "ready replicas"
+        })
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN.stroke_width(2)));
+    if let Some(reactive) = &compared.reactive {
+        let gray = RGBColor(120, 120, 120);
+        chart
+            .draw_secondary_series(LineSeries::new(
+                reactive.timeline.iter().map(|r| (minutes(r), f64::from(r.ready))),
+                gray.stroke_width(2),
+            ))
+            .map_err(|e| draw(&e))?
+            .label("ready replicas (reactive)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], gray.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

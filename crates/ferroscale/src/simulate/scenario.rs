@@ -58,6 +58,10 @@ pub struct ScenarioSpec {
     /// `fallback`).
     #[serde(default)]
     pub metric_outages: Vec<Outage>,
+    /// The run before this time only builds the metrics' history (what Prometheus would have
+    /// recorded, for predictive metrics); it is left out of the rows and the figures.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub report_from: Option<Duration>,
     /// The Autoscaler under test (its spec, as in an Autoscaler manifest).
     pub autoscaler: AutoscalerSpec,
 }
@@ -84,6 +88,9 @@ pub struct Load {
     /// Points joined by straight lines (flat before the first and after the last).
     #[serde(default)]
     pub points: Vec<Point>,
+    /// Repeat `points` with this period (a day recorded once, played every day).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub repeat_every: Option<Duration>,
     #[serde(default)]
     pub shapes: Vec<Shape>,
 }
@@ -147,13 +154,38 @@ pub enum Shape {
         period: Duration,
         amplitude: f64,
     },
+    /// Adds a value drawn uniformly from [-amplitude, amplitude], a new one every `every`,
+    /// from a generator seeded with `seed`: the same scenario gives the same noise.
+    Noise {
+        amplitude: f64,
+        #[serde(deserialize_with = "duration")]
+        every: Duration,
+        #[serde(default)]
+        seed: u64,
+    },
+}
+
+/// A uniform draw in [-1, 1] for slot `slot` of the noise seeded with `seed` (splitmix64: no
+/// state to carry, so the load at any time is a pure function of it).
+fn noise(seed: u64, slot: u64) -> f64 {
+    let mut z = seed
+        .wrapping_add(slot.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
 impl Load {
     /// The load at `t` after the start.
     pub fn at(&self, t: Duration) -> f64 {
         let s = t.as_secs_f64();
-        let mut total = self.base + interpolate(&self.points, s);
+        let played = match self.repeat_every {
+            Some(period) if !period.is_zero() => s % period.as_secs_f64(),
+            _ => s,
+        };
+        let mut total = self.base + interpolate(&self.points, played);
         for shape in &self.shapes {
             total += match shape {
                 Shape::Step { at, until, value } => {
@@ -183,6 +215,9 @@ impl Load {
                 }
                 Shape::Sine { period, amplitude } => {
                     amplitude * (std::f64::consts::TAU * s / period.as_secs_f64().max(1.0)).sin()
+                }
+                Shape::Noise { amplitude, every, seed } => {
+                    amplitude * noise(*seed, (s / every.as_secs_f64().max(1.0)) as u64)
                 }
             };
         }
@@ -231,6 +266,9 @@ impl Scenario {
         }
         if spec.duration.as_secs() / spec.sync_period.as_secs().max(1) > 100_000 {
             bail!("{origin}: spec.duration is more than 100000 sync periods");
+        }
+        if spec.report_from.is_some_and(|r| r >= spec.duration) {
+            bail!("{origin}: spec.reportFrom must be shorter than spec.duration, or nothing is reported");
         }
         // NaN fails too: a capacity must be a positive number.
         if spec.pod_capacity.is_nan() || spec.pod_capacity <= 0.0 {
