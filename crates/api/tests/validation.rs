@@ -220,3 +220,58 @@ fn the_crd_schema_carries_descriptions_and_bounds() {
         serde_json::from_value(object(serde_json::to_value(self::spec(json!({}))).unwrap())).unwrap();
     assert_eq!(autoscaler.spec.max_replicas, 5);
 }
+
+#[test]
+fn names_schedules_formula_and_predictive_fields_are_checked() {
+    let prometheus = |predictive: Value| {
+        json!({"type": "Prometheus", "prometheus": {"query": "up", "target": {"type": "Value", "value": "1"},
+               "predictive": predictive}})
+    };
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "names unique and DNS labels",
+            json!({"metrics": [
+                {"name": "queue", "type": "External", "external": {"metric": {"name": "q"}, "target": {"type": "Value", "value": "1"}}},
+                {"name": "queue", "type": "External", "external": {"metric": {"name": "r"}, "target": {"type": "Value", "value": "1"}}},
+                {"name": "9lives", "type": "External", "external": {"metric": {"name": "s"}, "target": {"type": "Value", "value": "1"}}}
+            ]}),
+            vec!["spec.metrics[1].name", "spec.metrics[2].name"],
+        ),
+        (
+            "schedule bounds and duplicate names",
+            json!({"schedules": [
+                {"name": "day", "start": "0 9 * * *", "end": "8h", "minReplicas": 5, "maxReplicas": 3},
+                {"name": "day", "start": "0 9 * * *", "end": "8h", "minReplicas": 0}
+            ]}),
+            vec!["spec.schedules[0].maxReplicas", "spec.schedules[1].name", "spec.schedules[1].minReplicas"],
+        ),
+        (
+            "a formula needs named metrics and a Value or AverageValue target",
+            json!({"formula": {"expression": "1", "target": {"type": "Utilization", "averageUtilization": 50}}}),
+            vec!["spec.formula.target.type", "spec.formula"],
+        ),
+        (
+            "predictive durations and their rules",
+            json!({"metrics": [prometheus(json!({"model": "SeasonalNaive", "season": "10m", "lookAhead": "1h",
+                                                  "history": "5m", "window": "5m", "maxErrorPercent": 0}))]}),
+            vec![
+                "spec.metrics[0].prometheus.predictive.window",
+                "spec.metrics[0].prometheus.predictive.lookAhead",
+                "spec.metrics[0].prometheus.predictive.history",
+                "spec.metrics[0].prometheus.predictive.maxErrorPercent",
+            ],
+        ),
+        (
+            "a duration that is not one",
+            json!({"metrics": [prometheus(json!({"model": "LinearRegression", "window": "ten minutes", "season": "1d"}))]}),
+            vec!["spec.metrics[0].prometheus.predictive.season", "spec.metrics[0].prometheus.predictive.window"],
+        ),
+    ];
+    for (name, patch, expected) in cases {
+        let mut found = paths(&spec(patch));
+        found.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(String::from).collect();
+        expected.sort();
+        assert_eq!(found, expected, "{name}");
+    }
+}
