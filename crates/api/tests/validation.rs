@@ -243,7 +243,11 @@ fn names_schedules_formula_and_predictive_fields_are_checked() {
                 {"name": "day", "start": "0 9 * * *", "end": "8h", "minReplicas": 5, "maxReplicas": 3},
                 {"name": "day", "start": "0 9 * * *", "end": "8h", "minReplicas": 0}
             ]}),
-            vec!["spec.schedules[0].maxReplicas", "spec.schedules[1].name", "spec.schedules[1].minReplicas"],
+            vec![
+                "spec.schedules[0].maxReplicas",
+                "spec.schedules[1].name",
+                "spec.schedules[1].minReplicas",
+            ],
         ),
         (
             "a formula needs named metrics and a Value or AverageValue target",
@@ -264,7 +268,10 @@ fn names_schedules_formula_and_predictive_fields_are_checked() {
         (
             "a duration that is not one",
             json!({"metrics": [prometheus(json!({"model": "LinearRegression", "window": "ten minutes", "season": "1d"}))]}),
-            vec!["spec.metrics[0].prometheus.predictive.season", "spec.metrics[0].prometheus.predictive.window"],
+            vec![
+                "spec.metrics[0].prometheus.predictive.season",
+                "spec.metrics[0].prometheus.predictive.window",
+            ],
         ),
     ];
     for (name, patch, expected) in cases {

@@ -704,6 +704,20 @@ mod tests {
         assert_eq!(eval("1e308 * 10", &v), Err("the result is not a finite number".into()));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_expression_is_parsed_or_refused_without_panicking(
+            text in "[a-c0-9.()+*/<>=!?:, minaxbsclmpkGie−×÷-]{0,60}",
+            a in proptest::num::f64::ANY,
+            b in -1e12f64..1e12,
+        ) {
+            let n = names(&["a", "b", "c"]);
+            if let Ok(expr) = parse(&text, &n) {
+                let _ = expr.eval(&|i| Ok([a, b, 0.0][i]));
+            }
+        }
+    }
+
     #[test]
     fn lists_the_metrics_it_reads() {
         let n = names(&["a", "b", "c"]);

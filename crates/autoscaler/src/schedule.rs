@@ -362,6 +362,34 @@ mod tests {
         assert!(s.active_window(at("2026-11-02T13:30:00Z")).is_none());
     }
 
+    use proptest::prelude::Strategy;
+
+    proptest::proptest! {
+        // A tenant writes these fields: no expression may panic the parser or the search.
+        #[test]
+        fn any_cron_text_is_parsed_or_refused_without_panicking(
+            start in proptest::prop_oneof![
+                "[0-9*/,LW#?a-zA-Z -]{0,40}",
+                proptest::collection::vec("(\\*|[0-9]{1,2}|[A-Za-z]{3})(-([0-9]{1,2}|[A-Za-z]{3}))?(/[0-9]{1,2})?(,[0-9]{1,2})?", 5)
+                    .prop_map(|fields| fields.join(" ")),
+            ],
+            end in "[0-9*/,a-z hm-]{0,30}",
+            at in 0i64..4_102_444_800,
+        ) {
+            let spec = Schedule {
+                name: "s".into(),
+                start,
+                end,
+                timezone: Some("Europe/London".into()),
+                min_replicas: None,
+                max_replicas: None,
+            };
+            if let Ok(s) = CompiledSchedule::new(&spec, "s") {
+                let _ = s.active_window(Timestamp::from_second(at).unwrap());
+            }
+        }
+    }
+
     #[test]
     fn problems_name_their_field() {
         let bad = Schedule {
