@@ -27,7 +27,7 @@ use anyhow::{Context, Result, bail, ensure};
 use ferroscale_api::{Autoscaler, PodSet};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -557,13 +557,18 @@ async fn helm_install_scale_on_real_cpu_fail_over_upgrade_and_uninstall_on_a_rea
             "--reuse-values",
             "--set",
             &prometheus_url,
+            "--set",
+            "grafanaDashboard.enabled=true",
         ],
     )?;
     wait_for("the rollout with prometheus.url", Duration::from_secs(120), || {
         rolled_out(&deployments, &pods)
     })
     .await?;
-    say(t0, "helm upgrade --set prometheus.url: rolled out");
+    say(
+        t0,
+        "helm upgrade --set prometheus.url=... --set grafanaDashboard.enabled=true: rolled out",
+    );
 
     // (2) Real CPU: burners scale up while they burn.
     let control = Control::new()?;
@@ -665,6 +670,38 @@ async fn helm_install_scale_on_real_cpu_fail_over_upgrade_and_uninstall_on_a_rea
             "scaled 3 -> 1 {:.1}s after the burn stopped (window {WINDOW:?}), none earlier",
             stopped.elapsed().as_secs_f64()
         ),
+    );
+
+    // Every operator is scraped whole (a label value the exposition got wrong once made
+    // Prometheus drop the acting replica's every sample).
+    let down = prom.query("up{job=\"ferroscale\"} == 0").await?;
+    ensure!(down.is_empty(), "Prometheus cannot scrape an operator: {down:?}");
+
+    // The chart's Grafana dashboard: every query of every panel returns something here.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &release_ns.name);
+    let dashboard = configmaps.get(&format!("{RELEASE}-dashboard")).await?;
+    let dashboard: Value = serde_json::from_str(
+        dashboard
+            .data
+            .unwrap_or_default()
+            .get("ferroscale.json")
+            .context("the dashboard ConfigMap has no ferroscale.json")?,
+    )?;
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().context("no panels")? {
+        for target in panel["targets"].as_array().context("no targets")? {
+            let expr = target["expr"]
+                .as_str()
+                .context("no expr")?
+                .replace("$__rate_interval", "1m");
+            let result = prom.query(&expr).await?;
+            ensure!(!result.is_empty(), "panel {}: {expr} returns nothing", panel["title"]);
+            queries += 1;
+        }
+    }
+    say(
+        t0,
+        &format!("dashboard: all {queries} queries of its panels return data"),
     );
 
     // (4) helm upgrade with a changed value: the operator rolls, evaluations go on.
