@@ -194,6 +194,18 @@ scrape_configs:
         Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The result matrix of a range query from `start` to `end` (Unix seconds).
+    async fn query_range(&self, promql: &str, start: f64, end: f64, step: f64) -> Result<Vec<Value>> {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
+            url_encode(promql)
+        );
+        let body = http_get(&self.addr, &path).await?;
+        let v: Value = serde_json::from_str(&body)?;
+        ensure!(v["status"] == "success", "range query {promql}: {body}");
+        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+    }
+
     async fn scalar(&self, promql: &str) -> Result<Option<f64>> {
         Ok(self
             .query(promql)
@@ -375,6 +387,141 @@ fn burner_autoscaler(name: &str, ns: &str) -> Result<Autoscaler> {
     }))?)
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The dashboard's panels drawn from Prometheus over `start..end`, as one SVG: what Grafana
+/// would show, for the README (FERROSCALE_E2E_DASHBOARD_SVG names the file to write).
+async fn dashboard_svg(dashboard: &Value, prom: &Prometheus, start: f64, end: f64) -> Result<String> {
+    const COLORS: [&str; 8] = [
+        "#3274d9", "#e0752d", "#56a64b", "#c4162a", "#8f3bb8", "#f2cc0c", "#1f9d9d", "#8a8a8a",
+    ];
+    let (w, h, cols) = (560.0, 220.0, 2usize);
+    let panels = dashboard["panels"].as_array().context("no panels")?;
+    let rows = panels.len().div_ceil(cols);
+    let (width, height) = (cols as f64 * (w + 20.0) + 20.0, rows as f64 * (h + 20.0) + 60.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"#111217\"/>\n\
+         <text x=\"20\" y=\"32\" fill=\"#ccccdc\" font-size=\"18\">{} (make e2e-node on the real node, {:.0} s)</text>\n",
+        xml_escape(dashboard["title"].as_str().unwrap_or("dashboard")),
+        end - start
+    );
+    for (i, panel) in panels.iter().enumerate() {
+        let (px, py) = (
+            20.0 + (i % cols) as f64 * (w + 20.0),
+            50.0 + (i / cols) as f64 * (h + 20.0),
+        );
+        let mut series = Vec::new();
+        for target in panel["targets"].as_array().context("no targets")? {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap_or_default()
+                .replace("$__rate_interval", "10s");
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            for result in prom.query_range(&expr, start, end, 2.0).await? {
+                let mut label = legend.to_string();
+                if let Some(metric) = result["metric"].as_object() {
+                    for (k, v) in metric {
+                        label = label.replace(&format!("{{{{{k}}}}}"), v.as_str().unwrap_or_default());
+                    }
+                }
+                let points: Vec<(f64, f64)> = result["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_str()?.parse::<f64>().ok()?)))
+                    .filter(|(_, v)| v.is_finite())
+                    .collect();
+                series.push((label, points));
+            }
+        }
+        let values = series.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v));
+        let (lo, hi) = values.fold((0.0f64, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let hi = if hi <= lo { lo + 1.0 } else { hi * 1.1 };
+        let (ax, ay, aw, ah) = (px + 50.0, py + 40.0, w - 60.0, h - 60.0);
+        svg += &format!(
+            "<rect x=\"{px}\" y=\"{py}\" width=\"{w}\" height=\"{h}\" fill=\"#181b1f\" stroke=\"#2c3235\"/>\n\
+             <text x=\"{}\" y=\"{}\" fill=\"#ccccdc\" font-size=\"13\">{}</text>\n\
+             <line x1=\"{ax}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#2c3235\"/>\n\
+             <text x=\"{}\" y=\"{}\" fill=\"#8e8e8e\" text-anchor=\"end\">{}</text>\n\
+             <text x=\"{}\" y=\"{}\" fill=\"#8e8e8e\" text-anchor=\"end\">{}</text>\n\
+             <text x=\"{ax}\" y=\"{}\" fill=\"#8e8e8e\">0 s</text>\n\
+             <text x=\"{}\" y=\"{}\" fill=\"#8e8e8e\" text-anchor=\"end\">{:.0} s</text>\n",
+            px + 8.0,
+            py + 18.0,
+            xml_escape(panel["title"].as_str().unwrap_or_default()),
+            ay + ah,
+            ax + aw,
+            ay + ah,
+            ax - 4.0,
+            ay + 8.0,
+            format_value(hi),
+            ax - 4.0,
+            ay + ah,
+            format_value(lo),
+            ay + ah + 14.0,
+            ax + aw,
+            ay + ah + 14.0,
+            end - start
+        );
+        for (n, (label, points)) in series.iter().enumerate() {
+            let color = COLORS[n % COLORS.len()];
+            // A new line wherever the series has a gap (a pod gone, a rate not yet defined).
+            let mut lines: Vec<Vec<(f64, f64)>> = Vec::new();
+            for &(t, v) in points {
+                match lines.last_mut() {
+                    Some(line) if line.last().is_some_and(|(lt, _)| t - lt <= 6.0) => line.push((t, v)),
+                    _ => lines.push(vec![(t, v)]),
+                }
+            }
+            for line in lines {
+                let coords: Vec<String> = line
+                    .iter()
+                    .map(|(t, v)| {
+                        format!(
+                            "{:.1},{:.1}",
+                            ax + (t - start) / (end - start) * aw,
+                            ay + ah - (v - lo) / (hi - lo) * ah
+                        )
+                    })
+                    .collect();
+                svg += &format!(
+                    "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+                    coords.join(" ")
+                );
+            }
+            if n < 4 {
+                svg += &format!(
+                    "<text x=\"{}\" y=\"{}\" fill=\"{color}\" text-anchor=\"end\">{}</text>\n",
+                    px + w - 8.0,
+                    py + 18.0 + n as f64 * 12.0,
+                    xml_escape(&label.chars().take(60).collect::<String>())
+                );
+            }
+        }
+    }
+    svg += "</svg>\n";
+    Ok(svg)
+}
+
+fn format_value(v: f64) -> String {
+    if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// A directory the burners see as /control: they burn while `burn` exists in it.
 struct Control(PathBuf);
 
@@ -435,6 +582,7 @@ async fn helm_install_scale_on_real_cpu_fail_over_upgrade_and_uninstall_on_a_rea
         return Ok(());
     }
     let t0 = Instant::now();
+    let run_started = unix_now();
     let client = client(&kubeconfig).await?;
 
     // The node: Ready, and holding the operator's and the burner's images (nothing is pulled).
@@ -787,6 +935,12 @@ async fn helm_install_scale_on_real_cpu_fail_over_upgrade_and_uninstall_on_a_rea
             logs.values().map(|l| l.lines().count()).sum::<usize>()
         ),
     );
+
+    if let Some(path) = std::env::var_os("FERROSCALE_E2E_DASHBOARD_SVG") {
+        let svg = dashboard_svg(&dashboard, &prom, run_started, unix_now()).await?;
+        std::fs::write(&path, svg)?;
+        say(t0, &format!("dashboard drawn into {}", PathBuf::from(path).display()));
+    }
 
     // (4) helm uninstall keeps the CRDs and the Autoscalers.
     helm(&kubeconfig, &["uninstall", RELEASE, ns_flag[0], ns_flag[1], "--wait"])?;
