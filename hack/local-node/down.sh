@@ -58,7 +58,11 @@ done
 
 if [ -n "$(running_pid kube-proxy)" ]; then
   stop kube-proxy
-  "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 && say "kube-proxy --cleanup done"
+  if out=$("$BIN/kube-proxy" --cleanup 2>&1); then
+    say "kube-proxy --cleanup done"
+  else
+    say "kube-proxy --cleanup failed ($(printf '%s\n' "$out" | grep -m1 -iE 'error|fail' | cut -c1-120)); what it left goes below"
+  fi
 fi
 stop kube-scheduler
 stop apiserver-forward
