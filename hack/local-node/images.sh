@@ -3,7 +3,7 @@
 #   pause   build/pause/linux/pause.c of the Kubernetes tree ($K8S_SRC), gcc -static
 #   burner  hack/local-node/burner.c, gcc -static: burns a CPU while /control/burn exists
 # Writes target/local-node/{pause,burner}.oci.tar. up.sh imports them (and target/image's
-# operator image) into containerd's k8s.io namespace. About 10 s.
+# operator image) into containerd's k8s.io namespace. About 2 s.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/env.sh"
