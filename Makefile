@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/ferroscale
 SAMPLES ?= ../shared/explain-samples/run.py
 
-.PHONY: help build test lint fmt crds chart-lint e2e e2e-restart explain-samples bench demo ci fuzz
+.PHONY: help build test lint fmt crds chart-lint e2e e2e-restart explain-samples bench demo ci fuzz image image-run e2e-node
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -60,5 +60,19 @@ demo: ## Simulate the built-in scenario: a spike, a limited scale-up, a stabiliz
 bench: ## Criterion benchmarks of the core; with FERROSCALE_E2E_KUBECONFIG also the operator load benchmark
 	$(CARGO) bench --locked -p ferroscale-autoscaler --bench decision
 	$(CARGO) bench --locked -p ferroscale --bench load
+
+# ---- the OCI image, offline (hack/image/build.sh: buildah, from scratch) ----
+IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
+IMAGE_ARCHIVE := target/image/ferroscale-$(IMAGE_VERSION).oci.tar
+
+image: build ## Build the operator's OCI image offline with buildah: target/image/ferroscale-VERSION.oci.tar
+	hack/image/build.sh $(BIN)
+
+image-run: ## Run the image's `ferroscale --version` with podman, no network (after make image)
+	hack/image/run.sh $(IMAGE_ARCHIVE) --version
+
+e2e-node: ## The helm and real-metrics test on the real node of hack/local-node (FERROSCALE_E2E_KUBECONFIG, FERROSCALE_E2E_NODE), alone
+	@test -n "$$FERROSCALE_E2E_KUBECONFIG" -a -n "$$FERROSCALE_E2E_NODE" || { echo "set FERROSCALE_E2E_KUBECONFIG and FERROSCALE_E2E_NODE (see hack/local-node/README.md)"; exit 2; }
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_helm --no-capture
 
 ci: lint chart-lint test explain-samples ## What CI runs

@@ -242,3 +242,80 @@ fn the_chart_installs_the_crds_each_cluster_version_takes() {
     let none = render_for(&helm, &["crds.install=false"], "1.28.0");
     assert!(none.iter().all(|d| d["kind"] != "CustomResourceDefinition"));
 }
+
+/// The `ferroscale_*` series a query names that the operator does not export (counters are
+/// exported as `_total`, histograms as `_bucket`, `_sum` and `_count`), given what
+/// crates/controller/src/telemetry.rs registers.
+fn unknown_series(expr: &str, telemetry_source: &str) -> Vec<String> {
+    let registered: Vec<String> = telemetry_source
+        .split("r.register(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .map(|name| format!("ferroscale_{name}"))
+        .collect();
+    let mut unknown = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("ferroscale_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let known = registered.iter().any(|base| {
+            ["", "_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name == format!("{base}{suffix}"))
+        });
+        if !known {
+            unknown.push(name);
+        }
+    }
+    unknown
+}
+
+#[test]
+fn the_dashboard_configmap_carries_the_dashboard_whose_queries_name_exported_series() {
+    let Some(helm) = helm() else { return };
+    let file = std::fs::read_to_string(chart().join("dashboards/ferroscale.json")).unwrap();
+    let telemetry = std::fs::read_to_string(chart().join("../../crates/controller/src/telemetry.rs")).unwrap();
+    assert!(
+        render(&helm, &[]).iter().all(|d| d["kind"] != "ConfigMap"),
+        "the dashboard is off by default"
+    );
+    let docs = render(&helm, &["grafanaDashboard.enabled=true"]);
+    let configmap = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the dashboard ConfigMap");
+    let configmap: k8s_openapi::api::core::v1::ConfigMap = round_trip(configmap);
+    assert_eq!(configmap.metadata.labels.unwrap()["grafana_dashboard"], "1");
+    let data = &configmap.data.unwrap()["ferroscale.json"];
+    assert_eq!(
+        data.trim(),
+        file.trim(),
+        "the ConfigMap holds dashboards/ferroscale.json"
+    );
+
+    let dashboard: Value = serde_json::from_str(data).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    for panel in panels {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(expr.contains("ferroscale_"), "{expr}");
+            assert_eq!(
+                unknown_series(expr, &telemetry),
+                Vec::<String>::new(),
+                "in panel {}",
+                panel["title"]
+            );
+        }
+    }
+    assert_eq!(
+        unknown_series("rate(ferroscale_reconcile_total[1m])", &telemetry),
+        ["ferroscale_reconcile_total"],
+        "the check sees a misspelt series"
+    );
+}

@@ -333,6 +333,7 @@ fn target_of(spec: &MetricSpec) -> Option<(String, &'static str, Option<f64>)> {
             .and_then(|q| ferroscale_api::quantity::ParsedQuantity::parse(&q.0).ok())
             .map(|q| q.as_f64())
     };
+    let name = escape_label_value(&name);
     Some(match (target.average_value.as_ref(), target.average_utilization) {
         (Some(_), _) => (name, "average_value", number(&target.average_value)),
         (None, Some(u)) => (name, "utilization", Some(f64::from(u))),
@@ -340,10 +341,51 @@ fn target_of(spec: &MetricSpec) -> Option<(String, &'static str, Option<f64>)> {
     })
 }
 
+/// A label value as the text exposition format needs it: prometheus-client writes label values
+/// as they are, and a Prometheus query's quotes would end the value early and make Prometheus
+/// refuse the whole scrape ("expected comma").
+fn escape_label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn a_prometheus_query_as_a_label_value_is_escaped() {
+        let spec: MetricSpec = serde_json::from_value(serde_json::json!({
+            "type": "Prometheus",
+            "prometheus": {"query": "sum(x{job=\"a\\b\"})\n", "target": {"type": "Value", "value": "1"}}
+        }))
+        .unwrap();
+        let (name, target_type, target) = target_of(&spec).unwrap();
+        assert_eq!(name, r#"sum(x{job=\"a\\b\"})\n"#);
+        assert_eq!((target_type, target), ("value", Some(1.0)));
+
+        let mut registry = Registry::default();
+        let t = Telemetry::new(&mut registry);
+        let labels = MetricLabels {
+            namespace: "ns".into(),
+            autoscaler: "web".into(),
+            metric_name: name,
+            metric_target_type: target_type,
+        };
+        t.metric_target.get_or_create(&labels).set(1.0);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(text.contains(r#"metric_name="sum(x{job=\"a\\b\"})\n","#), "{text}");
+    }
 
     #[test]
     fn exposes_openmetrics_with_bounded_labels() {
