@@ -22,10 +22,12 @@ use crate::status::{invalid_spec, targets_summary};
 use crate::types::{Decision, Event, Input, Path};
 use crate::zero;
 
-/// Evaluates the Autoscaler once, in stages: the gates that stop or shortcut an evaluation
-/// ([`gates`]), each metric's proposal ([`metric`]), their combination ([`combine`]),
-/// stabilization and limits ([`behavior`]) over the history in status ([`history`]), and the
-/// status to write.
+/// Evaluates the Autoscaler once, in stages: the bounds of the active schedules
+/// ([`schedule`]), the gates that stop or shortcut an evaluation ([`gates`]), each metric's
+/// proposal with its forecast ([`crate::propose`], [`predict`]), their combination
+/// ([`crate::combine`], or the [`crate::formula`]), stabilization and limits ([`behavior`]) over
+/// the history in status ([`crate::history`]), what may hold the target ([`hold`]), and the status to
+/// write.
 pub fn decide(input: &Input) -> Decision {
     let Input {
         spec,

@@ -57,7 +57,7 @@ pub struct Input<'a> {
     pub scale: &'a Scale,
     /// The pods matching the scale's selector.
     pub pods: &'a [PodInfo],
-    /// One entry per metric of [`effective_metrics`], in order.
+    /// One entry per metric of [`crate::effective_metrics`], in order.
     pub metrics: &'a [Gathered],
     pub now: Timestamp,
     pub settings: &'a Settings,
