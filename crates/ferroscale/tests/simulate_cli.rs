@@ -191,3 +191,35 @@ fn prediction_halves_the_pressure_of_a_seasonal_load_for_at_most_a_tenth_more_co
         assert_eq!(first, 48 * 3600, "{name}");
     }
 }
+
+#[test]
+fn a_schedule_holds_its_minimum_in_the_simulation_too() {
+    let dir = std::env::temp_dir().join(format!("ferroscale-schedule-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The simulated clock starts at 2026-01-01T00:00:00Z: a schedule from 00:10 to 00:20 UTC.
+    let builtin = std::fs::read_to_string(examples().join("built-in.yaml")).unwrap();
+    let scheduled = builtin.replace(
+        "    minReplicas: 2\n",
+        "    minReplicas: 2\n    schedules:\n    - {name: morning, start: 10 0 * * *, end: 10m, minReplicas: 12}\n",
+    );
+    assert_ne!(scheduled, builtin);
+    let path = dir.join("scheduled.yaml");
+    std::fs::write(&path, scheduled).unwrap();
+    let out = ferroscale(&["simulate", path.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let desired = |seconds: u64| {
+        run["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["seconds"] == seconds)
+            .map(|r| r["desired"].as_i64().unwrap())
+            .unwrap()
+    };
+    // Quiet at 150 requests/s, the spec's minimum of 2 would do: the schedule holds 12.
+    assert!(desired(600) >= 12, "at 10:00: {}", desired(600));
+    assert!(desired(1185) >= 12, "at 19:45: {}", desired(1185));
+    assert!(desired(1785) < 12, "at 29:45, after the schedule: {}", desired(1785));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
