@@ -90,7 +90,9 @@ pub fn validation_problems(spec: &AutoscalerSpec) -> Vec<String> {
                 || e.path.contains(".fallback")
                 || e.path.contains(".activationThreshold")
                 || e.path.contains(".predictive")
-                || e.path.ends_with(".name")
+                // The metric's own name (for the formula), not an upstream field such as
+                // `pods.metric.name`, whose problems stay that metric's failure.
+                || e.path.ends_with("].name")
         })
         .map(ToString::to_string)
         .collect()

@@ -324,3 +324,25 @@ fn the_same_history_at_the_same_time_gives_the_same_decision() {
     let restarted = case.decide();
     assert_eq!(first, restarted);
 }
+
+#[test]
+fn a_bad_metric_name_stops_the_evaluation_but_an_empty_upstream_metric_name_stays_that_metrics_failure() {
+    let mut bad = named("Queue_1", external_value("50"));
+    let s = spec(Some(1), 10, vec![bad.clone()]);
+    let d = Case::new(s, 2, pods(2, 0), vec![Ok(MetricValues::External(vec![100_000]))]).decide();
+    assert_eq!(d.path, Path::InvalidSpec);
+    assert!(
+        condition(&d, "ScalingActive")
+            .unwrap()
+            .2
+            .contains("spec.metrics[0].name")
+    );
+    // An empty metric name inside the upstream fields is reported as the HPA reports it.
+    bad.name = None;
+    if let Some(e) = bad.external.as_mut() {
+        e.metric.name = String::new();
+    }
+    let s = spec(Some(1), 10, vec![bad]);
+    let d = Case::new(s, 2, pods(2, 0), vec![Ok(MetricValues::External(vec![100_000]))]).decide();
+    assert_ne!(d.path, Path::InvalidSpec);
+}
