@@ -184,6 +184,16 @@ pub fn milli_value(quantity: &str) -> Result<i64, QuantityError> {
 
 /// The canonical decimal form of `milli` thousandths, as Kubernetes prints
 /// `resource.NewMilliQuantity(milli, resource.DecimalSI)`: `1500m`, `20`, `3k`.
+/// A number in milli-units, rounded, saturating at the range of an i64.
+pub fn to_milli(value: f64) -> i64 {
+    (value * 1000.0).round() as i64
+}
+
+/// A number (a formula's result, a forecast) as a quantity, to the milli.
+pub fn format_f64(value: f64) -> String {
+    format_milli(to_milli(value))
+}
+
 pub fn format_milli(milli: i64) -> String {
     if milli == 0 {
         return "0".to_string();

@@ -13,6 +13,8 @@ pub struct Compiled {
     /// Every problem that stops an evaluation, naming its field; None for a valid spec.
     pub problems: Option<String>,
     pub formula: Option<Expr>,
+    /// The metrics the formula reads, by index ([`Expr::metrics`]), found once.
+    pub formula_reads: Vec<usize>,
     pub schedules: Vec<CompiledSchedule>,
 }
 
@@ -35,6 +37,7 @@ impl Compiled {
         });
         Self {
             problems: (!problems.is_empty()).then(|| problems.join("; ")),
+            formula_reads: formula.as_ref().map(Expr::metrics).unwrap_or_default(),
             formula,
             schedules,
         }
@@ -42,6 +45,6 @@ impl Compiled {
 
     /// Which of the spec's metrics the decision counts: with a formula, those it reads; else all.
     pub fn counts_metric(&self, index: usize) -> bool {
-        self.formula.as_ref().is_none_or(|f| f.metrics().contains(&index))
+        self.formula.is_none() || self.formula_reads.contains(&index)
     }
 }

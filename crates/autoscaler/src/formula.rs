@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use ferroscale_api::quantity::{ParsedQuantity, format_milli};
+use ferroscale_api::quantity::{ParsedQuantity, to_milli};
 use ferroscale_api::{Formula, MetricSpec, MetricTargetType};
 
 use crate::calculate::{self, Context};
@@ -177,21 +177,11 @@ impl Parser<'_> {
     }
 
     fn eat(&mut self, symbol: &str) -> bool {
-        if *self.peek()
-            == Token::Symbol(match symbol {
-                "(" => "(",
-                ")" => ")",
-                "," => ",",
-                "?" => "?",
-                ":" => ":",
-                _ => return false,
-            })
-        {
+        let found = matches!(self.peek(), Token::Symbol(s) if *s == symbol);
+        if found {
             self.at += 1;
-            true
-        } else {
-            false
         }
+        found
     }
 
     fn expect(&mut self, symbol: &str) -> Result<(), ParseError> {
@@ -502,12 +492,14 @@ pub struct FormulaOutcome {
 }
 
 /// Evaluates the formula over the metrics' outcomes and turns its result into a proposal, as
-/// an Object metric with the formula's target would be. An input that failed fails the
-/// formula, standing in with its fallback when one applies; an input not read at this
-/// evaluation (at zero replicas, a metric that needs pods) counts as 0.
+/// an Object metric with the formula's target would be. `reads` are the metrics the expression
+/// reads ([`Expr::metrics`]). An input that failed fails the formula, standing in with its
+/// fallback when one applies; an input not read at this evaluation (at zero replicas, a metric
+/// that needs pods) counts as 0.
 pub fn evaluate(
     formula: &Formula,
     expr: &Expr,
+    reads: &[usize],
     specs: &[MetricSpec],
     outcomes: &[MetricOutcome],
     ctx: &Context,
@@ -526,7 +518,9 @@ pub fn evaluate(
     };
     let mut failed: Vec<String> = Vec::new();
     let mut fallback: Option<i32> = None;
-    for index in expr.metrics() {
+    // Whether a failed input has no fallback to stand in for it.
+    let mut uncovered = false;
+    for &index in reads {
         let outcome = outcomes.get(index);
         let value = match outcome {
             Some(o) if o.skipped => Some(0.0),
@@ -542,8 +536,10 @@ pub fn evaluate(
                 .and_then(|o| o.error.clone())
                 .unwrap_or_else(|| "no value".into());
             failed.push(format!("{name}: {why}"));
-            if let Some(f) = outcome.and_then(|o| o.fallback) {
-                fallback = Some(fallback.map_or(f, |b: i32| b.max(f)));
+            match outcome.map(|o| o.fallback) {
+                Some(Some(f)) => fallback = Some(fallback.map_or(f, |b: i32| b.max(f))),
+                Some(None) => uncovered = true,
+                None => {}
             }
         }
         result.inputs.push(FormulaInput { name, index, value });
@@ -551,12 +547,7 @@ pub fn evaluate(
     if !failed.is_empty() {
         result.outcome.error = Some(format!("the formula's input failed: {}", failed.join("; ")));
         // With every failing input on its fallback, the largest fallback stands in.
-        let all_on_fallback = expr.metrics().iter().all(|i| {
-            outcomes
-                .get(*i)
-                .is_none_or(|o| input_value(o).is_some() || o.skipped || o.fallback.is_some())
-        });
-        if all_on_fallback {
+        if !uncovered {
             result.outcome.fallback = fallback;
         }
         return result;
@@ -610,16 +601,6 @@ pub fn evaluate(
         Err(e) => result.outcome.error = Some(e),
     }
     result
-}
-
-/// A result in milli-units, saturating at the range of an i64.
-fn to_milli(value: f64) -> i64 {
-    (value * 1000.0).round() as i64
-}
-
-/// The formula's result as a quantity, for `explain`.
-pub fn format_result(value: f64) -> String {
-    format_milli(to_milli(value))
 }
 
 #[cfg(test)]

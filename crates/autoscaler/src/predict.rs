@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ferroscale_api::quantity::format_milli;
+use ferroscale_api::quantity::{format_f64, to_milli};
 use ferroscale_api::{AutoscalerCondition, ForecastStatus, MetricSpec, MetricTarget, Predictive, PredictiveModel};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -413,10 +413,10 @@ pub fn apply(
         }
         let range = range(predictive, sync_period, ctx.now);
         let look_ahead = look_ahead(predictive, ctx.pods, range.step);
-        let forecast = match series.get(i).cloned().flatten() {
+        let forecast = match series.get(i).and_then(Option::as_ref) {
             None => Err(NoForecast::HistoryUnavailable("it was not read".into())),
-            Some(Err(e)) => Err(NoForecast::HistoryUnavailable(e)),
-            Some(Ok(s)) => forecast(predictive, &s, &range, look_ahead),
+            Some(Err(e)) => Err(NoForecast::HistoryUnavailable(e.clone())),
+            Some(Ok(s)) => forecast(predictive, s, &range, look_ahead),
         };
         let bound = predictive.max_error_percent_or_default();
         let mut result = ForecastOutcome {
@@ -432,7 +432,7 @@ pub fn apply(
             Err(no) => result.reason = Some(no.reason()),
             Ok(f) if f.error_percent > f64::from(bound) => result.reason = Some("ForecastErrorTooHigh"),
             Ok(f) => {
-                let value = (f.value * 1000.0).round() as i64;
+                let value = to_milli(f.value);
                 match forecast_replicas(&prometheus.target, value, ctx, scale) {
                     Some(predicted) => {
                         result.replicas = Some(predicted);
@@ -492,7 +492,7 @@ pub fn to_status(outcomes: &[MetricOutcome]) -> Option<Vec<ForecastStatus>> {
             let made = f.forecast.as_ref().ok();
             Some(ForecastStatus {
                 index: i as i32,
-                value: made.map(|m| Quantity(format_milli((m.value * 1000.0).round() as i64))),
+                value: made.map(|m| Quantity(format_f64(m.value))),
                 time: made.map(|m| Time(m.at)),
                 replicas: f.replicas,
                 error_percent: made.map(|m| m.error_percent.min(1e6).round() as i32),
@@ -523,7 +523,7 @@ pub fn record(conds: &mut Vec<AutoscalerCondition>, specs: &[MetricSpec], outcom
         Ok(made) => format!(
             "metric {i}: {:?} forecasts {} in {}s (error {:.1}%, bound {}%){}",
             made.model,
-            format_milli((made.value * 1000.0).round() as i64),
+            format_f64(made.value),
             f.look_ahead.as_secs(),
             made.error_percent,
             f.max_error_percent,

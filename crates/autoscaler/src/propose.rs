@@ -86,7 +86,15 @@ pub fn proposal(
     *fallbacks = failures::apply(&specs, &mut decision.metrics, failures, now);
     // With a formula, its one outcome stands for the metrics in the combination.
     if let (Some(formula), Some(expr)) = (&spec.formula, &compiled.formula) {
-        let mut outcome = formula::evaluate(formula, expr, &specs, &decision.metrics, &ctx, scale);
+        let mut outcome = formula::evaluate(
+            formula,
+            expr,
+            &compiled.formula_reads,
+            &specs,
+            &decision.metrics,
+            &ctx,
+            scale,
+        );
         if zero::enabled(spec) {
             zero::activate(std::slice::from_mut(&mut outcome.outcome));
         }

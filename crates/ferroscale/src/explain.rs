@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use ferroscale_api::quantity::format_milli;
+use ferroscale_api::quantity::{format_f64, format_milli};
 use ferroscale_api::{MetricSourceType, MetricSpec, MetricTarget};
 use ferroscale_autoscaler::predict::{ForecastOutcome, NoForecast};
 use ferroscale_autoscaler::selector::scale_selector;
@@ -144,7 +144,7 @@ fn forecast_text(f: &ForecastOutcome) -> Vec<String> {
                 m.points,
                 m.from,
                 m.to,
-                format_float(m.value),
+                format_f64(m.value),
                 m.at,
                 f.look_ahead.as_secs()
             ));
@@ -171,11 +171,6 @@ fn forecast_text(f: &ForecastOutcome) -> Vec<String> {
         _ => {}
     }
     lines
-}
-
-/// A number as a quantity would print it, to the milli.
-fn format_float(value: f64) -> String {
-    format_milli((value * 1000.0).round() as i64)
 }
 
 fn target_text(target: &MetricTarget) -> String {
@@ -427,7 +422,7 @@ pub fn to_text(replay: &Replay) -> String {
     if let Some(f) = &d.formula {
         let _ = writeln!(out, "\nFormula {}:", f.expression);
         for input in &f.inputs {
-            let value = input.value.map_or_else(|| "no value".to_string(), format_float);
+            let value = input.value.map_or_else(|| "no value".to_string(), format_f64);
             let _ = writeln!(out, "  {} = {value}", input.name);
         }
         match (f.result, &f.outcome.error) {
@@ -438,7 +433,7 @@ pub fn to_text(replay: &Replay) -> String {
                     .as_ref()
                     .map(|f| target_text(&f.target))
                     .unwrap_or_default();
-                let _ = writeln!(out, "  result {} against {target}", format_float(result));
+                let _ = writeln!(out, "  result {} against {target}", format_f64(result));
                 for note in f.outcome.proposal.iter().flat_map(|p| &p.notes) {
                     let _ = writeln!(out, "  {note}");
                 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferroscale_api::quantity::milli_value;
+use ferroscale_api::quantity::{milli_value, to_milli};
 use ferroscale_api::{AutoscalerStatus, MetricSourceType, MetricSpec, MetricTargetType};
 use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::pods::{ContainerRequests, PodPhase};
@@ -311,10 +311,10 @@ fn model_metric(
             }
             per_pod_samples((per_pod / capacity * request as f64).round() as i64)
         }
-        MetricSourceType::Pods => per_pod_samples((per_pod * 1000.0).round() as i64),
-        MetricSourceType::Object => Ok(MetricValues::Object((load * 1000.0).round() as i64)),
-        MetricSourceType::External => Ok(MetricValues::External(vec![(load * 1000.0).round() as i64])),
-        MetricSourceType::Prometheus => Ok(MetricValues::Prometheus((load * 1000.0).round() as i64)),
+        MetricSourceType::Pods => per_pod_samples(to_milli(per_pod)),
+        MetricSourceType::Object => Ok(MetricValues::Object(to_milli(load))),
+        MetricSourceType::External => Ok(MetricValues::External(vec![to_milli(load)])),
+        MetricSourceType::Prometheus => Ok(MetricValues::Prometheus(to_milli(load))),
         MetricSourceType::Unknown => Err("unknown metric source type".into()),
     }
 }
