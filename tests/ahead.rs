@@ -62,20 +62,6 @@ fn condition(a: &Autoscaler, type_: &str) -> Option<(String, String, String)> {
         })
 }
 
-fn operator(s: &Driven) -> Result<Operator> {
-    Operator::start(
-        &s.kubeconfig,
-        &[
-            "--namespace",
-            &s.ns.name,
-            "--sync-period",
-            "2s",
-            "--prometheus-url",
-            &s.prometheus.url,
-        ],
-    )
-}
-
 #[tokio::test]
 async fn a_schedule_raises_the_minimum_at_its_start_and_releases_it_at_its_end() -> Result<()> {
     let Some(s) = Driven::setup(
@@ -108,7 +94,7 @@ async fn a_schedule_raises_the_minimum_at_its_start_and_releases_it_at_its_end()
             }))?,
         )
         .await?;
-    let _operator = operator(&s)?;
+    let _operator = s.operator()?;
     wait_for("the first evaluation", CONVERGE, || async {
         let a = autoscalers.get_status("web").await?;
         Ok(condition(&a, "ScheduleActive").filter(|c| c.0 == "False").map(|_| ()))
@@ -176,7 +162,7 @@ async fn a_formula_over_two_prometheus_series_decides() -> Result<()> {
             }))?,
         )
         .await?;
-    let _operator = operator(&s)?;
+    let _operator = s.operator()?;
     // load 20 → 2, floor 3: the formula says 3 (either metric alone, against its target of 1
     // on one replica, would say 20 or 3).
     wait_for("the formula's 3", CONVERGE, || async {
@@ -240,7 +226,7 @@ async fn a_predictive_metric_scales_up_ahead_of_a_ramp_prometheus_has_seen_befor
             }))?,
         )
         .await?;
-    let _operator = operator(&s)?;
+    let _operator = s.operator()?;
     // Until Prometheus holds two seasons, the metric is reactive and says why.
     wait_for("the first evaluation", Duration::from_secs(60), || async {
         let a = autoscalers.get_status("web").await?;

@@ -44,22 +44,6 @@ async fn setup(test: &str) -> Result<Option<Setup>> {
     Driven::setup(test, "ferroscale-e2e-autoscaler", 5.0).await
 }
 
-impl Setup {
-    fn operator(&self) -> Result<Operator> {
-        Operator::start(
-            &self.kubeconfig,
-            &[
-                "--namespace",
-                &self.ns.name,
-                "--sync-period",
-                "2s",
-                "--prometheus-url",
-                &self.prometheus.url,
-            ],
-        )
-    }
-}
-
 async fn podset_replicas(podsets: &Api<PodSet>) -> Result<i32> {
     Ok(podsets
         .get_scale("web")
@@ -456,22 +440,7 @@ async fn a_standby_takes_over_mid_window_without_an_early_scale_down() -> Result
             &autoscaler("PodSet", "ferroscale.dev/v1alpha1", "web", WINDOW)?,
         )
         .await?;
-    let elect = |s: &Setup| {
-        Operator::start(
-            &s.kubeconfig,
-            &[
-                "--namespace",
-                &s.ns.name,
-                "--sync-period",
-                "2s",
-                "--prometheus-url",
-                &s.prometheus.url,
-                "--leader-elect",
-                "--leader-election-namespace",
-                &s.ns.name,
-            ],
-        )
-    };
+    let elect = |s: &Setup| s.operator_with(&["--leader-elect", "--leader-election-namespace", &s.ns.name]);
     let first = elect(&s)?;
     let second = elect(&s)?;
     s.exporter.set(30.0);

@@ -331,6 +331,26 @@ pub struct Driven {
 }
 
 impl Driven {
+    /// The operator of this build, on the test's namespace, evaluating every 2 s and querying
+    /// the test's Prometheus, with `extra` flags.
+    pub fn operator_with(&self, extra: &[&str]) -> Result<Operator> {
+        let mut args = vec![
+            "--namespace",
+            &self.ns.name,
+            "--sync-period",
+            "2s",
+            "--prometheus-url",
+            &self.prometheus.url,
+        ];
+        args.extend_from_slice(extra);
+        Operator::start(&self.kubeconfig, &args)
+    }
+
+    /// [`Self::operator_with`] with no extra flags.
+    pub fn operator(&self) -> Result<Operator> {
+        self.operator_with(&[])
+    }
+
     /// None (the test skips) without a cluster or without Prometheus; the exporter starts at
     /// `initial`.
     pub async fn setup(test: &str, prefix: &str, initial: f64) -> Result<Option<Self>> {
