@@ -38,7 +38,7 @@ chart-lint: ## helm lint and helm template of charts/ferroscale
 
 e2e: ## End-to-end tests against the cluster of FERROSCALE_E2E_KUBECONFIG (and FERROSCALE_E2E_METRICS_FILE)
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" || { echo "set FERROSCALE_E2E_KUBECONFIG to a kubeconfig"; exit 2; }
-	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate --test e2e_faults --test e2e_ahead
+	$(CARGO) nextest run --locked -p ferroscale --test e2e_crds --test e2e_podset --test e2e_autoscaler --test e2e_explain --test e2e_migrate --test e2e_faults --test e2e_ahead --test e2e_shards
 
 e2e-restart: ## The end-to-end test that stops and starts the API server of FERROSCALE_E2E_PLANE (e.g. /opt/k8s128), alone
 	@test -n "$$FERROSCALE_E2E_KUBECONFIG" -a -n "$$FERROSCALE_E2E_PLANE" || { echo "set FERROSCALE_E2E_KUBECONFIG and FERROSCALE_E2E_PLANE"; exit 2; }

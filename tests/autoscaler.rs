@@ -711,25 +711,10 @@ async fn pause_holds_the_target_and_resuming_picks_up_from_status() -> Result<()
 
 /// Distinct evaluation times of each Autoscaler, read from the operator's gauges.
 fn evaluations(metrics: &str) -> std::collections::BTreeMap<String, i64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("ferroscale_autoscaler_last_evaluation_timestamp_seconds{"))
-        .filter_map(|l| {
-            let name = l.split("autoscaler=\"").nth(1)?.split('"').next()?.to_string();
-            Some((name, l.rsplit(' ').next()?.parse().ok()?))
-        })
+    last_evaluations(metrics)
+        .into_iter()
+        .map(|((_, name), at)| (name, at))
         .collect()
-}
-
-async fn http_get(address: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
-    Ok(body)
 }
 
 #[tokio::test]
@@ -766,14 +751,17 @@ async fn each_autoscaler_is_evaluated_on_its_own_period() -> Result<()> {
         ],
     )?;
     wait_for("both Autoscalers evaluated", CONVERGE, || async {
-        let seen = http_get(&admin).await.map(|m| evaluations(&m)).unwrap_or_default();
+        let seen = http_get(&admin, "/metrics")
+            .await
+            .map(|m| evaluations(&m))
+            .unwrap_or_default();
         Ok((seen.len() == 2).then_some(()))
     })
     .await?;
     let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<i64>> = Default::default();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(31) {
-        for (name, at) in evaluations(&http_get(&admin).await?) {
+        for (name, at) in evaluations(&http_get(&admin, "/metrics").await?) {
             seen.entry(name).or_default().insert(at);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

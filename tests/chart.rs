@@ -218,6 +218,61 @@ fn rendered_documents_are_valid_and_grant_what_the_operator_needs() {
 }
 
 #[test]
+fn shards_are_one_deployment_each_that_the_service_still_selects() {
+    let Some(helm) = helm() else { return };
+    let docs = render(&helm, &["sharding.shards=3", "replicaCount=2"]);
+    let deployments: Vec<Deployment> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .map(round_trip::<Deployment>)
+        .collect();
+    assert_eq!(deployments.len(), 3);
+    let service = docs
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .map(round_trip::<Service>)
+        .unwrap();
+    let service_selector = service.spec.unwrap().selector.unwrap();
+    let mut selectors = Vec::new();
+    for (index, deployment) in deployments.iter().enumerate() {
+        assert_eq!(
+            deployment.metadata.name.as_deref(),
+            Some(format!("ferroscale-shard-{index}").as_str())
+        );
+        let spec = deployment.spec.clone().unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(selector.get("ferroscale.dev/shard"), Some(&index.to_string()));
+        let template = spec.template;
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)), "{labels:?}");
+        assert!(
+            service_selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "{labels:?}"
+        );
+        let args = template.spec.unwrap().containers[0].args.clone().unwrap();
+        for arg in [
+            "--leader-elect".to_string(),
+            "--shards=3".into(),
+            format!("--shard-index={index}"),
+        ] {
+            assert!(args.contains(&arg), "{args:?}");
+        }
+        selectors.push(selector);
+    }
+    // No Deployment's selector matches another's pods.
+    selectors.dedup();
+    assert_eq!(selectors.len(), 3);
+    // One shard is the plain Deployment, without shard flags.
+    let one: Vec<Value> = render(&helm, &[])
+        .into_iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(one.len(), 1);
+    assert!(!one[0].to_string().contains("--shards"));
+}
+
+#[test]
 fn the_chart_installs_the_crds_each_cluster_version_takes() {
     let Some(helm) = helm() else { return };
     for (cluster, crds_for) in [

@@ -478,13 +478,7 @@ async fn a_tenant_on_a_hanging_source_leaves_the_others_their_period() -> Result
         let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), namespace);
         for i in 0..count {
             let name = format!("t{i}");
-            let podset: PodSet = serde_json::from_value(json!({
-                "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": name},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}},
-                                      "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
-            }))?;
-            podsets.create(&PostParams::default(), &podset).await?;
+            podsets.create(&PostParams::default(), &pause_podset(&name, 1)?).await?;
             let autoscaler: Autoscaler = serde_json::from_value(json!({
                 "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler", "metadata": {"name": name},
                 "spec": {"scaleTargetRef": {"apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "name": name},

@@ -33,7 +33,6 @@ use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostPar
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NODE_VAR: &str = "FERROSCALE_E2E_NODE";
 const RELEASE: &str = "ferroscale";
@@ -85,24 +84,6 @@ fn image_values(node: &str) -> Vec<String> {
         "--set-string".into(),
         format!("nodeSelector.kubernetes\\.io/hostname={node}"),
     ]
-}
-
-/// A GET over plain HTTP/1.0; the body, or an error.
-async fn http_get(addr: &str, path: &str) -> Result<String> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-        .await
-        .with_context(|| format!("connecting to {addr}"))??;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response)).await??;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    ensure!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "GET {addr}{path}: {head}"
-    );
-    Ok(body.to_string())
 }
 
 fn url_encode(s: &str) -> String {

@@ -374,3 +374,54 @@ impl Driven {
         }))
     }
 }
+
+/// A GET over plain HTTP/1.0 (an operator's admin server, a Prometheus); the body, or an error.
+pub async fn http_get(addr: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to {addr}"))??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response)).await??;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "GET {addr}{path}: {head}"
+    );
+    Ok(body.to_string())
+}
+
+/// The last-evaluation gauges on an operator's /metrics: (namespace, name) and Unix seconds.
+pub fn last_evaluations(metrics: &str) -> Vec<((String, String), i64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("ferroscale_autoscaler_last_evaluation_timestamp_seconds{"))
+        .filter_map(|l| {
+            let label = |key: &str| Some(l.split(&format!("{key}=\"")).nth(1)?.split('"').next()?.to_string());
+            let at = l.rsplit(' ').next()?.trim().parse::<f64>().ok()? as i64;
+            Some(((label("namespace")?, label("autoscaler")?), at))
+        })
+        .collect()
+}
+
+/// The value of an unlabelled gauge on an operator's /metrics.
+pub fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A PodSet of `replicas` pause pods labelled `app: NAME`, for the fake kubelet to run.
+pub fn pause_podset(name: &str, replicas: i32) -> Result<ferroscale_api::PodSet> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))?)
+}

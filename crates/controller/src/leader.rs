@@ -9,6 +9,7 @@
 //! first saw that record, and a leader's deadline runs from the start of its last successful
 //! renewal, which is before the API server recorded it and so before any candidate saw it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -54,6 +55,8 @@ pub struct Elector {
     timing: Timing,
     /// The Lease as last read, and when (this process's clock) its record last changed.
     observed: Option<(LeaseSpec, Instant)>,
+    /// Labels and annotations the holder writes on the Lease (the shard it runs).
+    marks: (BTreeMap<String, String>, BTreeMap<String, String>),
 }
 
 impl std::fmt::Debug for Elector {
@@ -66,7 +69,7 @@ impl std::fmt::Debug for Elector {
 }
 
 /// The fields that say who holds the Lease and that it is alive.
-fn same_record(a: &LeaseSpec, b: &LeaseSpec) -> bool {
+pub(crate) fn same_record(a: &LeaseSpec, b: &LeaseSpec) -> bool {
     a.holder_identity == b.holder_identity
         && a.renew_time == b.renew_time
         && a.acquire_time == b.acquire_time
@@ -82,11 +85,45 @@ impl Elector {
             identity,
             timing,
             observed: None,
+            marks: Default::default(),
         }
+    }
+
+    /// Labels and annotations to write on the Lease whenever this replica takes or renews it.
+    pub fn with_marks(mut self, labels: BTreeMap<String, String>, annotations: BTreeMap<String, String>) -> Self {
+        self.marks = (labels, annotations);
+        self
     }
 
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// When this replica acquired the Lease it holds, as written in it.
+    pub fn acquired_at(&self) -> Option<Timestamp> {
+        self.observed
+            .as_ref()
+            .filter(|(spec, _)| spec.holder_identity.as_deref() == Some(self.identity.as_str()))
+            .and_then(|(spec, _)| spec.acquire_time.as_ref())
+            .map(|t| t.0)
+    }
+
+    /// `metadata` with this replica's marks added.
+    fn marked(&self, mut metadata: ObjectMeta) -> ObjectMeta {
+        let (labels, annotations) = &self.marks;
+        if !labels.is_empty() {
+            metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .extend(labels.clone());
+        }
+        if !annotations.is_empty() {
+            metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(annotations.clone());
+        }
+        metadata
     }
 
     /// How long a leader may go on acting without renewing, counted from now: its renew
@@ -115,10 +152,10 @@ impl Elector {
             Some(lease) => lease,
             None => {
                 let lease = Lease {
-                    metadata: ObjectMeta {
+                    metadata: self.marked(ObjectMeta {
                         name: Some(self.name.clone()),
                         ..ObjectMeta::default()
-                    },
+                    }),
                     spec: Some(self.record(None, 0)),
                 };
                 return match self.api.create(&PostParams::default(), &lease).await {
@@ -153,7 +190,7 @@ impl Elector {
         };
         // The replace carries the resourceVersion read: of two candidates, one wins.
         let replacement = Lease {
-            metadata: current.metadata.clone(),
+            metadata: self.marked(current.metadata.clone()),
             spec: Some(record),
         };
         match self.api.replace(&self.name, &PostParams::default(), &replacement).await {

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod pod_cache;
 pub mod podset;
 pub mod rbac;
+pub mod shard;
 pub mod slim;
 pub mod status_patch;
 pub mod telemetry;

@@ -61,5 +61,6 @@ pub const CLUSTER: &[Permission] = &[
 pub const LEADER_ELECTION: &[Permission] = &[p(
     "coordination.k8s.io",
     "leases",
-    &["get", "create", "patch", "update"],
+    // list and watch: every replica watches the shards' Leases of its group.
+    &["get", "list", "watch", "create", "patch", "update"],
 )];

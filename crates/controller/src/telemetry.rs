@@ -77,6 +77,11 @@ pub struct Telemetry {
     pub metric_target: Family<MetricLabels, FloatGauge>,
     /// 1 while this replica's controllers act (always, without leader election).
     pub acting: Gauge,
+    /// The shard count of this replica's configuration, and its shard index.
+    pub shards: Gauge,
+    pub shard_index: Gauge,
+    /// Autoscalers this replica evaluates: its shard's, while it acts.
+    pub owned: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -146,6 +151,21 @@ impl Telemetry {
             "1 while this replica's controllers act: it leads, or runs without leader election",
             t.acting.clone(),
         );
+        r.register(
+            "shards",
+            "How many shards share the Autoscalers (--shards)",
+            t.shards.clone(),
+        );
+        r.register(
+            "shard_index",
+            "The shard this replica runs (--shard-index)",
+            t.shard_index.clone(),
+        );
+        r.register(
+            "shard_owned_autoscalers",
+            "Autoscalers this replica evaluates: those of its shard, while it acts",
+            t.owned.clone(),
+        );
         t
     }
 
@@ -166,6 +186,9 @@ impl Telemetry {
             metric_value: Family::default(),
             metric_target: Family::default(),
             acting: Gauge::default(),
+            shards: Gauge::default(),
+            shard_index: Gauge::default(),
+            owned: Gauge::default(),
         }
     }
 
@@ -249,16 +272,31 @@ impl Telemetry {
         }
     }
 
-    /// Drops the gauges of a deleted Autoscaler.
-    pub fn forget(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec]) {
-        let labels = autoscaler_labels(autoscaler);
-        for family in [
+    /// The gauges labelled by Autoscaler alone.
+    fn autoscaler_gauges(&self) -> [&Family<AutoscalerLabels, Gauge>; 5] {
+        [
             &self.current_replicas,
             &self.desired_replicas,
             &self.min_replicas,
             &self.max_replicas,
             &self.last_evaluation,
-        ] {
+        ]
+    }
+
+    /// Drops every Autoscaler's gauges, when this replica stops acting: they would go stale.
+    pub fn forget_all(&self) {
+        for family in self.autoscaler_gauges() {
+            family.clear();
+        }
+        self.metric_value.clear();
+        self.metric_target.clear();
+        self.owned.set(0);
+    }
+
+    /// Drops the gauges of a deleted Autoscaler.
+    pub fn forget(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec]) {
+        let labels = autoscaler_labels(autoscaler);
+        for family in self.autoscaler_gauges() {
             family.remove(&labels);
         }
         for spec in metrics {

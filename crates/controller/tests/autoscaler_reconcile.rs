@@ -161,6 +161,7 @@ fn context(client: kube::Client, metrics: FakeMetrics) -> Arc<Context> {
         ),
         backoff: Backoff::default(),
         telemetry: Arc::new(Telemetry::empty()),
+        ownership: Default::default(),
     })
 }
 

@@ -61,6 +61,7 @@ fn context(client: kube::Client, pods: Vec<Pod>) -> Arc<Context> {
         recorder,
         backoff: Backoff::default(),
         telemetry: Arc::new(Telemetry::empty()),
+        ownership: Default::default(),
     };
     Arc::new(ctx)
 }
@@ -238,6 +239,7 @@ async fn nothing_is_created_before_the_pod_cache_is_filled() {
         recorder,
         backoff: Backoff::default(),
         telemetry: Arc::new(Telemetry::empty()),
+        ownership: Default::default(),
     });
     let waiting = tokio::time::timeout(
         std::time::Duration::from_secs(60),

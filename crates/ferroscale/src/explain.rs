@@ -24,6 +24,19 @@ pub struct Replay {
     pub now: Timestamp,
     /// Pods the selector matched that the target does not own (selectionStrategy OwnerReferences).
     pub pods_left_out: usize,
+    /// Which shard evaluates the Autoscaler, per operator deployment (Lease group) found.
+    pub shards: Vec<ShardOwner>,
+}
+
+/// The shard of one operator deployment that evaluates the Autoscaler, read from its Leases.
+#[derive(Debug, Clone)]
+pub struct ShardOwner {
+    /// The Lease group (the base Lease name) and the Leases' namespace.
+    pub group: String,
+    pub namespace: String,
+    /// The live claim that owns the Autoscaler; None when no live Lease covers it (its shard's
+    /// leader is down, or a reshard waits for an old Lease).
+    pub claim: Option<ferroscale_controller::shard::Claim>,
 }
 
 /// Loads the snapshot and decides.
@@ -67,6 +80,7 @@ pub fn replay_snapshot(snapshot: Complete, now: Timestamp, settings: &Settings) 
         now,
         // A snapshot holds the pods that counted.
         pods_left_out: 0,
+        shards: Vec::new(),
     }
 }
 
@@ -92,7 +106,7 @@ pub fn to_json(replay: &Replay) -> Value {
             |e| json!({"type": if e.warning { "Warning" } else { "Normal" }, "reason": e.reason, "message": e.message}),
         )
         .collect();
-    json!({
+    let mut out = json!({
         "currentReplicas": d.current_replicas,
         "desiredReplicas": d.desired_replicas,
         "rescale": d.rescale,
@@ -110,7 +124,19 @@ pub fn to_json(replay: &Replay) -> Value {
             "error": f.outcome.error,
             "fallback": f.outcome.fallback,
         })),
-    })
+    });
+    // Only a live explain reads the Leases; a snapshot's JSON stays as it was.
+    if !replay.shards.is_empty() {
+        out["shards"] = replay
+            .shards
+            .iter()
+            .map(|o| {
+                json!({"group": o.group, "namespace": o.namespace, "owner": o.claim.as_ref().map(|c| json!({
+                    "index": c.shard.index, "shards": c.shard.count, "lease": c.lease, "holder": c.holder}))})
+            })
+            .collect();
+    }
+    out
 }
 
 fn forecast_json(f: &ForecastOutcome) -> Value {
@@ -217,6 +243,20 @@ fn metric_title(spec: &MetricSpec) -> String {
     }
 }
 
+/// Which shard of an operator deployment evaluates the Autoscaler, in one line.
+fn shard_text(owner: &ShardOwner) -> String {
+    match &owner.claim {
+        Some(claim) => format!(
+            "Evaluated by shard {} of {} (Lease {}/{}, held by {})",
+            claim.shard.index, claim.shard.count, owner.namespace, claim.lease, claim.holder
+        ),
+        None => format!(
+            "Evaluated by no shard right now: no live Lease of group {} in {} covers it (its shard's leader is down, or a reshard waits for an old Lease to go)",
+            owner.group, owner.namespace
+        ),
+    }
+}
+
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
@@ -248,6 +288,9 @@ pub fn to_text(replay: &Replay) -> String {
         a.spec.max_replicas,
         replay.now
     );
+    for owner in &replay.shards {
+        let _ = writeln!(out, "  {}", shard_text(owner));
+    }
     if !d.bounds.active.is_empty() {
         let _ = writeln!(
             out,

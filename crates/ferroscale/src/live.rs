@@ -2,6 +2,7 @@
 //! through the controller's own observation step, and decides as the controller would now.
 //! It never writes to the cluster.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
@@ -13,14 +14,16 @@ use ferroscale_controller::autoscaler::neighbours::Neighbours;
 use ferroscale_controller::autoscaler::observe::{Observed, Readers, observe};
 use ferroscale_controller::autoscaler::target::Targets;
 use ferroscale_controller::pod_cache::PodCache;
+use ferroscale_controller::shard;
 use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use crate::explain::Replay;
+use crate::explain::{Replay, ShardOwner};
 use crate::flags::SourceArgs;
 
 /// What live explain found: a decision to explain, or why there is none.
@@ -186,9 +189,9 @@ pub async fn explain(
                 scale,
                 rest: crate::snapshot::Snapshot::default(),
             };
-            return Ok(Live::Decided(Box::new(crate::explain::replay_snapshot(
-                snapshot, now, settings,
-            ))));
+            let mut replay = crate::explain::replay_snapshot(snapshot, now, settings);
+            replay.shards = shard_owners(&client, namespace, name, now, warnings).await;
+            return Ok(Live::Decided(Box::new(replay)));
         }
     };
     for (i, read) in observation.reads.iter().enumerate() {
@@ -205,7 +208,50 @@ pub async fn explain(
         metrics: observation.metrics.clone(),
         now,
         pods_left_out: observation.pods_left_out,
+        shards: shard_owners(&client, namespace, name, now, warnings).await,
     })))
+}
+
+/// Which shard evaluates `namespace/name`, for each operator deployment whose shard Leases the
+/// caller may list.
+async fn shard_owners(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    now: Timestamp,
+    warnings: &mut Warnings,
+) -> Vec<ShardOwner> {
+    let params = ListParams::default().labels(shard::GROUP_LABEL);
+    let leases = match Api::<Lease>::all(client.clone()).list(&params).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            warnings.push(describe_error(
+                "cannot list the operator's Leases; the shard is not shown",
+                error,
+            ));
+            return Vec::new();
+        }
+    };
+    let mut groups: BTreeMap<(String, String), Vec<shard::Claim>> = BTreeMap::new();
+    for lease in &leases {
+        let Some((group, claim)) = shard::read_lease(lease) else {
+            continue;
+        };
+        let claims = groups
+            .entry((lease.metadata.namespace.clone().unwrap_or_default(), group))
+            .or_default();
+        if let Some(claim) = claim.filter(|_| shard::live_at(lease, now)) {
+            claims.push(claim);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((lease_namespace, group), claims)| ShardOwner {
+            claim: shard::owner(&claims, namespace, name).cloned(),
+            group,
+            namespace: lease_namespace,
+        })
+        .collect()
 }
 
 /// Splits `NAMESPACE/NAME`, or takes `NAME` in `namespace` (default: the kubeconfig's).

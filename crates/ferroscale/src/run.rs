@@ -12,6 +12,7 @@ use ferroscale_controller::events::{Recorder, Reporter};
 use ferroscale_controller::fairness::Fairness;
 use ferroscale_controller::leader;
 use ferroscale_controller::pod_cache;
+use ferroscale_controller::shard::{Claims, GROUP_LABEL, Ownership, Shard};
 use ferroscale_controller::telemetry::Telemetry;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,7 @@ use crate::admin::Admin;
 use ferroscale_controller::podset::{self, expectations::Expectations};
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tracing::info;
@@ -93,6 +95,14 @@ pub struct RunArgs {
     /// How often the leader renews the Lease and a standby tries to take it (Go duration).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_LEADER_ELECTION_RETRY_PERIOD")]
     leader_election_retry_period: Duration,
+    /// How many shards split the Autoscalers and PodSets: each shard is its own deployment of
+    /// the operator, evaluating the objects a stable hash of namespace/name gives it, with
+    /// leader election on a Lease of its own (the Lease name followed by -INDEX).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), env = "FERROSCALE_SHARDS")]
+    shards: u32,
+    /// The shard this replica runs, from 0 to --shards minus 1.
+    #[arg(long, value_name = "I", default_value_t = 0, env = "FERROSCALE_SHARD_INDEX")]
+    shard_index: u32,
     /// Watch only these namespaces, comma-separated or repeated (default: all namespaces).
     #[arg(
         long = "namespace",
@@ -209,6 +219,7 @@ async fn operate(args: RunArgs) -> Result<()> {
     // minutes inside one reconcile, hiding the failure. Every evaluation is retried anyway.
     config.default_retry = false;
     let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
+    let shard = Shard::new(args.shards, args.shard_index).map_err(anyhow::Error::msg)?;
     // The metric sources serve every term; building them reads the Prometheus flags strictly,
     // before anything starts (the error names the flag).
     let sources = if args.controllers.contains(&ControllerKind::Autoscaler) {
@@ -219,6 +230,8 @@ async fn operate(args: RunArgs) -> Result<()> {
 
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
+    telemetry.shards.set(i64::from(shard.count));
+    telemetry.shard_index.set(i64::from(shard.index));
     let admin = Arc::new(Admin {
         registry,
         ready: AtomicBool::new(false),
@@ -246,6 +259,7 @@ async fn operate(args: RunArgs) -> Result<()> {
     // With leader election, act only while holding the Lease. A replica that stops leading
     // (the Lease lost, or not renewed within the renew deadline) stops its controllers at once
     // and becomes a standby again; its caches stay warm for the next term.
+    let mut ownership = Arc::new(Ownership::by_hash(shard));
     let mut elector = if args.leader_elect {
         let timing = leader::Timing {
             lease_duration: args.leader_election_lease_duration,
@@ -258,14 +272,34 @@ async fn operate(args: RunArgs) -> Result<()> {
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
-        info!(lease = %args.leader_election_lease, namespace = %lease_namespace, identity = %identity(), "leader election on");
-        Some(leader::Elector::new(
-            client.clone(),
-            &lease_namespace,
-            &args.leader_election_lease,
-            identity(),
-            timing,
-        ))
+        let lease = shard.lease_name(&args.leader_election_lease);
+        info!(%lease, namespace = %lease_namespace, identity = %identity(), %shard, "leader election on");
+        // Every shard's Lease, watched on every replica: a reshard hands an Autoscaler over only
+        // once the shard that evaluated it has let its Lease go.
+        let claims = Arc::new(Claims::new(&args.leader_election_lease, timing.lease_duration));
+        let lease_watch = {
+            let claims = claims.clone();
+            kube::runtime::watcher(
+                Api::<Lease>::namespaced(client.clone(), &lease_namespace),
+                kube::runtime::watcher::Config::default()
+                    .labels(&format!("{GROUP_LABEL}={}", args.leader_election_lease)),
+            )
+            .default_backoff()
+            .for_each(move |event| {
+                match event {
+                    Ok(event) => claims.apply(&event),
+                    Err(error) => tracing::warn!(%error, "Lease watch error; retrying with backoff"),
+                }
+                std::future::ready(())
+            })
+        };
+        watch_tasks.spawn(lease_watch);
+        ownership = Arc::new(Ownership::elected(shard, claims, lease.clone(), timing.retry_period));
+        let (labels, annotations) = shard.lease_marks(&args.leader_election_lease);
+        Some(
+            leader::Elector::new(client.clone(), &lease_namespace, &lease, identity(), timing)
+                .with_marks(labels, annotations),
+        )
     } else {
         None
     };
@@ -281,12 +315,25 @@ async fn operate(args: RunArgs) -> Result<()> {
                 _ = shutdown.clone() => break,
             }
         }
+        // Before any reconcile: a term that does not know its Lease's age defers to every other.
+        ownership.acquired(elector.as_ref().and_then(leader::Elector::acquired_at));
         let Term {
             controllers: mut tasks,
             watches: mut term_watches,
-        } = start_term(&args, &client, &pods, &scopes, sources.as_ref(), &telemetry, &shutdown);
+        } = start_term(
+            &args,
+            &Lasting {
+                client: &client,
+                pods: &pods,
+                scopes: &scopes,
+                sources: sources.as_ref(),
+                telemetry: &telemetry,
+                ownership: &ownership,
+            },
+            &shutdown,
+        );
         telemetry.acting.set(1);
-        info!(controllers = ?args.controllers, namespaces = %watched, "ferroscale started");
+        info!(controllers = ?args.controllers, namespaces = %watched, %shard, "ferroscale started");
         let held = async {
             match elector.as_mut() {
                 Some(elector) => elector.hold().await,
@@ -316,6 +363,7 @@ async fn operate(args: RunArgs) -> Result<()> {
                 term_watches.abort_all();
                 while tasks.join_next().await.is_some() {}
                 telemetry.acting.set(0);
+                telemetry.forget_all();
                 tracing::error!("stopped acting: this replica no longer leads; campaigning again");
             }
         }
@@ -335,16 +383,27 @@ struct Term {
     watches: tokio::task::JoinSet<()>,
 }
 
+/// What outlives terms: the client, the pod cache and its scopes, the metric sources (when the
+/// Autoscaler controller runs), the metrics and this replica's shard.
+struct Lasting<'a> {
+    client: &'a Client,
+    pods: &'a pod_cache::PodCache,
+    scopes: &'a [Option<String>],
+    sources: Option<&'a Arc<ferroscale_metrics::Sources>>,
+    telemetry: &'a Arc<Telemetry>,
+    ownership: &'a Arc<Ownership>,
+}
+
 /// Starts one term of the controllers, on top of the pod cache that outlives terms.
-fn start_term(
-    args: &RunArgs,
-    client: &Client,
-    pods: &pod_cache::PodCache,
-    scopes: &[Option<String>],
-    sources: Option<&Arc<ferroscale_metrics::Sources>>,
-    telemetry: &Arc<Telemetry>,
-    shutdown: &Shutdown,
-) -> Term {
+fn start_term(args: &RunArgs, lasting: &Lasting<'_>, shutdown: &Shutdown) -> Term {
+    let Lasting {
+        client,
+        pods,
+        scopes,
+        sources,
+        telemetry,
+        ownership,
+    } = *lasting;
     let mut tasks = tokio::task::JoinSet::new();
     let mut watches = tokio::task::JoinSet::new();
     // One controller of each kind per watched namespace (or one for all).
@@ -360,6 +419,7 @@ fn start_term(
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
+            ownership: ownership.clone(),
         });
         for (i, namespace) in scopes.iter().enumerate() {
             let Some(pod_events) = pods.subscribe(i) else { continue };
@@ -400,6 +460,7 @@ fn start_term(
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             telemetry: telemetry.clone(),
+            ownership: ownership.clone(),
         });
         // Every watch feeding the conflict checks is numbered before any reconcile runs, so
         // that the first evaluations wait for all of their lists.

@@ -27,6 +27,7 @@ use tracing::{info, instrument, warn};
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
 use crate::fairness::Fairness;
+use crate::shard::{Ownership, Verdict};
 use crate::status_patch;
 use crate::telemetry::Telemetry;
 use observe::{Observed, Readers, invalid_spec_input, observe};
@@ -67,6 +68,8 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, Memory>>,
     /// How many Autoscalers are evaluated at once, in all and of one namespace.
     pub fairness: Fairness,
+    /// Which Autoscalers this replica's shard evaluates.
+    pub ownership: Arc<Ownership>,
 }
 
 /// What the controller keeps of one Autoscaler between evaluations.
@@ -123,6 +126,19 @@ impl Context {
         self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Forgets an Autoscaler this replica no longer evaluates (deleted, or now another shard's),
+    /// with its gauges: only the shard that evaluates an Autoscaler exports them.
+    fn let_go(&self, autoscaler: &Autoscaler) {
+        let Some(uid) = autoscaler.uid() else { return };
+        let mut memory = self.memory();
+        if memory.remove(&uid).is_some() {
+            self.telemetry.forget(autoscaler, &effective_metrics(&autoscaler.spec));
+        }
+        self.telemetry
+            .owned
+            .set(i64::try_from(memory.len()).unwrap_or(i64::MAX));
+    }
+
     /// Writes `status` whole unless it is what `previous` already says, and remembers it.
     /// The write is conditional on `version`, the resourceVersion `previous` was read at. When
     /// the object changed since but its status did not (a label, an annotation, the spec), the
@@ -177,6 +193,19 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let name = autoscaler.name_any();
     let namespace = autoscaler.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
+    ctx.ownership.wait_until_ready().await;
+    match ctx.ownership.verdict(&namespace, &name) {
+        Verdict::Mine => {}
+        // Never this replica's while it runs: it looks again only when the spec changes.
+        Verdict::Elsewhere => {
+            ctx.let_go(&autoscaler);
+            return Ok(Action::await_change());
+        }
+        Verdict::HandedOver => {
+            ctx.let_go(&autoscaler);
+            return Ok(Action::requeue(ctx.ownership.recheck_after()));
+        }
+    }
     let _timer = ctx.telemetry.reconcile_timer("autoscaler");
     ctx.readers.pods.wait_until_ready().await;
     ctx.readers.neighbours.wait_until_listed().await;
@@ -188,6 +217,11 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     let uid = autoscaler.uid().unwrap_or_default();
     let memory = {
         let mut all = ctx.memory();
+        if !all.contains_key(&uid) {
+            ctx.telemetry
+                .owned
+                .set(i64::try_from(all.len() + 1).unwrap_or(i64::MAX));
+        }
         let memory = all.entry(uid.clone()).or_default();
         // Once the cache shows a newer version, it holds what was written: forget the copy.
         if memory
@@ -347,9 +381,7 @@ pub async fn run(
             // A deleted Autoscaler is never reconciled again: drop its gauges here.
             if let watcher::Event::Delete(a) = event {
                 telemetry.forget(a, &effective_metrics(&a.spec));
-                if let Some(uid) = a.uid() {
-                    forget.memory().remove(&uid);
-                }
+                forget.let_go(a);
             }
         })
         .applied_objects()

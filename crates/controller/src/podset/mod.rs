@@ -27,6 +27,7 @@ use tracing::{info, instrument, warn};
 use crate::backoff::Backoff;
 use crate::conditions::set_condition;
 use crate::pod_cache::{Changed, PodCache};
+use crate::shard::{Ownership, Verdict};
 use crate::status_patch;
 use crate::telemetry::Telemetry;
 use expectations::{Expectations, Seen};
@@ -69,6 +70,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub backoff: Backoff,
     pub telemetry: Arc<Telemetry>,
+    /// Which PodSets this replica's shard runs.
+    pub ownership: Arc<Ownership>,
 }
 
 impl std::fmt::Debug for Context {
@@ -96,6 +99,19 @@ pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action,
     let name = podset.name_any();
     let namespace = podset.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let key = format!("{namespace}/{name}");
+    ctx.ownership.wait_until_ready().await;
+    match ctx.ownership.verdict(&namespace, &name) {
+        Verdict::Mine => {}
+        // Another shard runs it: what this replica expected of it is stale by then.
+        Verdict::Elsewhere => {
+            ctx.expectations.forget(&key);
+            return Ok(Action::await_change());
+        }
+        Verdict::HandedOver => {
+            ctx.expectations.forget(&key);
+            return Ok(Action::requeue(ctx.ownership.recheck_after()));
+        }
+    }
     let _timer = ctx.telemetry.reconcile_timer("podset");
     // Counting pods before the cache has listed them all would create a full set again.
     ctx.pods.wait_until_ready().await;
