@@ -840,3 +840,56 @@ async fn an_hpa_converted_to_an_autoscaler_waits_for_the_hpa_then_takes_over() -
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn autoscalers_of_one_namespace_share_one_pod_metrics_list() -> Result<()> {
+    let test = "autoscalers_of_one_namespace_share_one_pod_metrics_list";
+    let (Some(s), Some(file)) = (setup(test).await?, metrics_file_or_skip(test)) else {
+        return Ok(());
+    };
+    let cpu = FakeCpu::new(&file, &s.ns.name);
+    cpu.set(100)?; // every pod at 100m of the 100m it requests: twice the 50% target
+    let podsets: Api<PodSet> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let autoscalers: Api<Autoscaler> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let names = ["a", "b", "c"];
+    for name in names {
+        let mut template = pod_template(&format!("e2e-shared-{name}"));
+        template["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m"}});
+        let podset: PodSet = serde_json::from_value(json!({
+            "apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("e2e-shared-{name}")}}, "template": template}
+        }))?;
+        podsets.create(&PostParams::default(), &podset).await?;
+        // Each target's own pods decide: b's maximum is 3, the others' 2.
+        let a: Autoscaler = serde_json::from_value(json!({
+            "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"apiVersion": "ferroscale.dev/v1alpha1", "kind": "PodSet", "name": name},
+                     "minReplicas": 1, "maxReplicas": if name == "b" { 3 } else { 2 },
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}
+        }))?;
+        autoscalers.create(&PostParams::default(), &a).await?;
+    }
+    let admin = format!("127.0.0.1:{}", support::prometheus::free_port());
+    let _operator = s.operator_with(&["--pod-metrics-read", "namespace", "--admin-addr", &admin])?;
+    for (name, want) in [("a", 2), ("b", 3), ("c", 2)] {
+        wait_for(&format!("{name} scaled to {want}"), CONVERGE, || async {
+            let replicas = podsets.get_scale(name).await?.spec.and_then(|s| s.replicas);
+            Ok((replicas == Some(want)).then_some(()))
+        })
+        .await?;
+    }
+    let text = http_get(&admin, "/metrics").await?;
+    let lists = |kind: &str| gauge(&text, &format!("ferroscale_pod_metrics_{kind}_lists_total"));
+    assert_eq!(lists("selector"), Some(0.0), "no list per Autoscaler");
+    let shared = lists("namespace").unwrap_or_default();
+    let evaluations: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ferroscale_reconciles_total{controller=\"autoscaler\"}"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        shared >= 1.0 && shared < evaluations,
+        "{shared} namespace lists for {evaluations} evaluations"
+    );
+    Ok(())
+}

@@ -82,6 +82,8 @@ pub struct Telemetry {
     pub shard_index: Gauge,
     /// Autoscalers this replica evaluates: its shard's, while it acts.
     pub owned: Gauge,
+    /// PodMetrics lists sent, per Autoscaler (with a selector) and per namespace (shared).
+    pub pod_metrics_lists: ferroscale_metrics::shared::ListCounters,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -166,6 +168,16 @@ impl Telemetry {
             "Autoscalers this replica evaluates: those of its shard, while it acts",
             t.owned.clone(),
         );
+        r.register(
+            "pod_metrics_selector_lists",
+            "PodMetrics lists sent for one Autoscaler, with its target's selector",
+            t.pod_metrics_lists.selector.clone(),
+        );
+        r.register(
+            "pod_metrics_namespace_lists",
+            "PodMetrics lists sent for a whole namespace, shared by its Autoscalers",
+            t.pod_metrics_lists.namespace.clone(),
+        );
         t
     }
 
@@ -189,6 +201,7 @@ impl Telemetry {
             shards: Gauge::default(),
             shard_index: Gauge::default(),
             owned: Gauge::default(),
+            pod_metrics_lists: Default::default(),
         }
     }
 

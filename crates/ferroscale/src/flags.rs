@@ -90,6 +90,12 @@ impl SourceArgs {
                 self.metrics_timeout,
             )),
             prometheus: std::sync::Arc::new(prometheus),
+            // Upstream's way, one list per Autoscaler; `run` chooses its own.
+            pod_metrics: std::sync::Arc::new(ferroscale_metrics::shared::SharedPodMetrics::new(
+                ferroscale_metrics::shared::PodMetricsRead::Selector,
+                Duration::ZERO,
+                Duration::ZERO,
+            )),
         })
     }
 }

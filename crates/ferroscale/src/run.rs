@@ -14,6 +14,7 @@ use ferroscale_controller::leader;
 use ferroscale_controller::pod_cache;
 use ferroscale_controller::shard::{Claims, GROUP_LABEL, Ownership, Shard};
 use ferroscale_controller::telemetry::Telemetry;
+use ferroscale_metrics::shared::{PodMetricsRead, SharedPodMetrics};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -51,6 +52,16 @@ pub struct RunArgs {
     sync_period: std::time::Duration,
     #[command(flatten)]
     sources: crate::flags::SourceArgs,
+    /// How CPU and memory usage (metrics.k8s.io PodMetrics) is read: `selector`, one list per
+    /// Autoscaler with its target's selector, as upstream reads; `namespace`, one list per
+    /// namespace shared by its Autoscalers; `auto`, whichever costs less in each namespace,
+    /// judged by how many Autoscalers read there and how many pods they and the namespace hold.
+    #[arg(long, value_enum, default_value_t = PodMetricsReadArg::Auto, env = "FERROSCALE_POD_METRICS_READ")]
+    pod_metrics_read: PodMetricsReadArg,
+    /// How old a shared namespace list may be and still serve (Go duration); never more than
+    /// half the sync period.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::flags::parse_duration, env = "FERROSCALE_POD_METRICS_MAX_AGE")]
+    pod_metrics_max_age: Duration,
     /// How many Autoscalers are evaluated at once. Each evaluation in flight holds a connection
     /// to the API server, so this also bounds the connections (kube's client speaks HTTP/1.1).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..), env = "FERROSCALE_CONCURRENCY")]
@@ -125,6 +136,13 @@ enum ControllerKind {
     Autoscaler,
     /// Keeps PodSets' pods running.
     Podset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PodMetricsReadArg {
+    Auto,
+    Selector,
+    Namespace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -220,18 +238,30 @@ async fn operate(args: RunArgs) -> Result<()> {
     config.default_retry = false;
     let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
     let shard = Shard::new(args.shards, args.shard_index).map_err(anyhow::Error::msg)?;
-    // The metric sources serve every term; building them reads the Prometheus flags strictly,
-    // before anything starts (the error names the flag).
-    let sources = if args.controllers.contains(&ControllerKind::Autoscaler) {
-        Some(Arc::new(args.sources.sources(&client)?))
-    } else {
-        None
-    };
-
     let mut registry = Registry::default();
     let telemetry = Arc::new(Telemetry::new(&mut registry));
     telemetry.shards.set(i64::from(shard.count));
     telemetry.shard_index.set(i64::from(shard.index));
+    // The metric sources serve every term; building them reads the Prometheus flags strictly,
+    // before anything starts (the error names the flag).
+    let sources = if args.controllers.contains(&ControllerKind::Autoscaler) {
+        let mode = match args.pod_metrics_read {
+            PodMetricsReadArg::Auto => PodMetricsRead::Auto,
+            PodMetricsReadArg::Selector => PodMetricsRead::Selector,
+            PodMetricsReadArg::Namespace => PodMetricsRead::Namespace,
+        };
+        let max_age = args.pod_metrics_max_age.min(args.sync_period / 2);
+        Some(Arc::new(ferroscale_metrics::Sources {
+            pod_metrics: Arc::new(
+                SharedPodMetrics::new(mode, max_age, args.sync_period)
+                    .with_counters(telemetry.pod_metrics_lists.clone()),
+            ),
+            ..args.sources.sources(&client)?
+        }))
+    } else {
+        None
+    };
+
     let admin = Arc::new(Admin {
         registry,
         ready: AtomicBool::new(false),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::CrossVersionObjectReference;
-use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList, PodMetricsList};
+use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList, PodMetrics, PodMetricsList};
 use ferroscale_api::quantity::milli_value;
 use ferroscale_autoscaler::PodSample;
 use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage};
@@ -123,6 +123,16 @@ impl MetricsApis {
     /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource
     /// metrics API` on failure, as the HPA says).
     pub async fn pod_metrics(&self, namespace: &str, selector: &str) -> Result<Vec<PodUsage>, String> {
+        Ok(self
+            .pod_metrics_list(namespace, selector)
+            .await?
+            .iter()
+            .map(pod_usage)
+            .collect())
+    }
+
+    /// The PodMetrics list itself, labels included (metrics-server copies each pod's labels).
+    pub async fn pod_metrics_list(&self, namespace: &str, selector: &str) -> Result<Vec<PodMetrics>, String> {
         let path = format!(
             "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
             query(&[("labelSelector", selector)])
@@ -131,34 +141,7 @@ impl MetricsApis {
             .get(&path)
             .await
             .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
-        let mut usages = Vec::with_capacity(list.items.len());
-        for m in list.items {
-            let name = m.metadata.name.clone().unwrap_or_default();
-            let window = m
-                .window
-                .as_deref()
-                .and_then(|w| ferroscale_api::duration::parse(w).ok())
-                .unwrap_or(Duration::ZERO);
-            let containers = m
-                .containers
-                .iter()
-                .map(|c| ContainerUsage {
-                    name: c.name.clone(),
-                    usage: c
-                        .usage
-                        .iter()
-                        .filter_map(|(r, q)| milli_value(&q.0).ok().map(|v| (r.clone(), v)))
-                        .collect(),
-                })
-                .collect();
-            usages.push(PodUsage {
-                pod: name,
-                timestamp: m.timestamp.0,
-                window,
-                containers,
-            });
-        }
-        Ok(usages)
+        Ok(list.items)
     }
 
     /// The served custom metrics version: v1beta2 when available.
@@ -293,6 +276,33 @@ impl MetricsApis {
             .iter()
             .map(|v| milli_value(&v.value.0).map_err(|_| NOT_A_QUANTITY.to_string()))
             .collect()
+    }
+}
+
+/// One pod's usage, as the core reads it.
+pub fn pod_usage(m: &PodMetrics) -> PodUsage {
+    let window = m
+        .window
+        .as_deref()
+        .and_then(|w| ferroscale_api::duration::parse(w).ok())
+        .unwrap_or(Duration::ZERO);
+    let containers = m
+        .containers
+        .iter()
+        .map(|c| ContainerUsage {
+            name: c.name.clone(),
+            usage: c
+                .usage
+                .iter()
+                .filter_map(|(r, q)| milli_value(&q.0).ok().map(|v| (r.clone(), v)))
+                .collect(),
+        })
+        .collect();
+    PodUsage {
+        pod: m.metadata.name.clone().unwrap_or_default(),
+        timestamp: m.timestamp.0,
+        window,
+        containers,
     }
 }
 

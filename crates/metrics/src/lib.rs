@@ -5,6 +5,7 @@ pub mod destinations;
 pub mod discovery;
 pub mod kubernetes;
 pub mod prometheus;
+pub mod shared;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub trait MetricsSource: Send + Sync {
 pub struct Sources {
     pub apis: Arc<MetricsApis>,
     pub prometheus: Arc<Prometheus>,
+    /// How PodMetrics are read: per Autoscaler, or once per namespace and shared.
+    pub pod_metrics: Arc<shared::SharedPodMetrics>,
 }
 
 impl MetricsSource for Sources {
@@ -70,7 +73,7 @@ impl MetricsSource for Sources {
         pod_selector: &'a str,
     ) -> BoxFuture<'a, Vec<Fetched>> {
         Box::pin(async move {
-            // One PodMetrics list serves every resource metric of the Autoscaler.
+            // One PodMetrics read serves every resource metric of the Autoscaler.
             let mut pod_metrics = None;
             let mut gathered = Vec::with_capacity(metrics.len());
             for m in metrics {
@@ -79,7 +82,12 @@ impl MetricsSource for Sources {
                 let value = match m.type_ {
                     MetricSourceType::Resource | MetricSourceType::ContainerResource => {
                         if pod_metrics.is_none() {
-                            pod_metrics = Some(self.apis.pod_metrics(namespace, pod_selector).await.map(Arc::new));
+                            pod_metrics = Some(
+                                self.pod_metrics
+                                    .read(&self.apis, namespace, pod_selector)
+                                    .await
+                                    .map(Arc::new),
+                            );
                         }
                         let (resource, container) = match (&m.resource, &m.container_resource) {
                             (Some(r), _) if m.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
