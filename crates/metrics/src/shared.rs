@@ -12,13 +12,13 @@
 //! per-Autoscaler reads cost a request each plus the pods they select, and namespace reads cost
 //! a request plus the namespace's pods, up to once per `max_age`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferroscale_api::metrics_apis::PodMetrics;
 use ferroscale_autoscaler::samples::PodUsage;
-use kube::core::SelectorExt;
+use kube::core::{Expression, SelectorExt};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -41,8 +41,58 @@ pub enum PodMetricsRead {
 /// 2-pod list as on 50 more pods in a large one.
 pub const REQUEST_COST_IN_PODS: usize = 50;
 
-/// A namespace's PodMetrics, labels kept for the selectors.
-type Listed = Arc<Result<Vec<(PodMetrics, PodUsage)>, String>>;
+/// A namespace's PodMetrics: each pod's labels and usage, indexed by label so that a selector
+/// looks at the pods that carry its `key=value` (or `key in (...)`) rather than at all of them.
+#[derive(Debug, Default)]
+struct NamespaceList {
+    pods: Vec<(BTreeMap<String, String>, PodUsage)>,
+    by_label: HashMap<(String, String), Vec<usize>>,
+}
+
+impl NamespaceList {
+    fn new(items: Vec<PodMetrics>) -> Self {
+        let mut list = Self::default();
+        for (i, m) in items.into_iter().enumerate() {
+            let usage = pod_usage(&m);
+            let labels = m.metadata.labels.unwrap_or_default();
+            for (key, value) in &labels {
+                list.by_label.entry((key.clone(), value.clone())).or_default().push(i);
+            }
+            list.pods.push((labels, usage));
+        }
+        list
+    }
+
+    /// The usage of the pods whose labels `selector` matches, as metrics-server selects them.
+    fn select(&self, selector: &str) -> Result<Vec<PodUsage>, String> {
+        let selector = ferroscale_autoscaler::selector::parse(selector)
+            .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
+        // The pods one requirement with values allows, when there is one: an index lookup.
+        let candidates: Option<Vec<usize>> = selector.clone().into_iter().find_map(|expression| {
+            let (key, values): (String, Vec<String>) = match expression {
+                Expression::Equal(key, value) => (key, vec![value]),
+                Expression::In(key, values) => (key, values.into_iter().collect()),
+                _ => return None,
+            };
+            let mut found: Vec<usize> = values
+                .into_iter()
+                .filter_map(|value| self.by_label.get(&(key.clone(), value)))
+                .flatten()
+                .copied()
+                .collect();
+            found.sort_unstable();
+            Some(found)
+        });
+        let matching = |i: &usize| selector.matches(&self.pods[*i].0);
+        let picked: Vec<usize> = match candidates {
+            Some(candidates) => candidates.into_iter().filter(matching).collect(),
+            None => (0..self.pods.len()).filter(matching).collect(),
+        };
+        Ok(picked.into_iter().map(|i| self.pods[i].1.clone()).collect())
+    }
+}
+
+type Listed = Arc<Result<NamespaceList, String>>;
 
 /// One namespace's shared reads and what was asked of it.
 #[derive(Debug, Default)]
@@ -154,23 +204,15 @@ impl SharedPodMetrics {
                 let listed = list
                     .get_or_init(|| async {
                         self.counters.namespace.inc();
-                        Arc::new(apis.pod_metrics_list(namespace, "").await.map(|items| {
-                            items
-                                .into_iter()
-                                .map(|m| {
-                                    let usage = pod_usage(&m);
-                                    (m, usage)
-                                })
-                                .collect()
-                        }))
+                        Arc::new(apis.pod_metrics_list(namespace, "").await.map(NamespaceList::new))
                     })
                     .await
                     .clone();
-                let items = listed.as_ref().as_ref().map_err(Clone::clone)?;
+                let list = listed.as_ref().as_ref().map_err(Clone::clone)?;
                 if let Some(n) = self.namespaces().get_mut(namespace) {
-                    n.pods = Some(items.len());
+                    n.pods = Some(list.pods.len());
                 }
-                select(items, selector)?
+                list.select(selector)?
             }
         };
         if let Some(n) = self.namespaces().get_mut(namespace) {
@@ -178,18 +220,6 @@ impl SharedPodMetrics {
         }
         Ok(usage)
     }
-}
-
-/// The usage of the pods whose labels `selector` matches, as metrics-server would select them.
-fn select(items: &[(PodMetrics, PodUsage)], selector: &str) -> Result<Vec<PodUsage>, String> {
-    let selector = ferroscale_autoscaler::selector::parse(selector)
-        .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
-    let none = Default::default();
-    Ok(items
-        .iter()
-        .filter(|(m, _)| selector.matches(m.metadata.labels.as_ref().unwrap_or(&none)))
-        .map(|(_, usage)| usage.clone())
-        .collect())
 }
 
 #[cfg(test)]
@@ -257,20 +287,27 @@ mod tests {
 
     #[test]
     fn a_selector_picks_its_pods_out_of_the_namespace_list() {
-        let item = |name: &str, app: &str| {
-            let m: PodMetrics = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "labels": {"app": app}},
+        let item = |name: &str, app: &str, tier: &str| -> PodMetrics {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"app": app, "tier": tier}},
                 "timestamp": "2026-12-03T10:00:00Z", "window": "15s",
                 "containers": [{"name": "c", "usage": {"cpu": "50m"}}]
             }))
-            .unwrap();
-            let usage = pod_usage(&m);
-            (m, usage)
+            .unwrap()
         };
-        let items = vec![item("a-1", "a"), item("b-1", "b"), item("a-2", "a")];
-        let picked: Vec<String> = select(&items, "app=a").unwrap().into_iter().map(|u| u.pod).collect();
-        assert_eq!(picked, ["a-1", "a-2"]);
-        assert_eq!(select(&items, "app in (a,b),app!=a").unwrap().len(), 1);
-        assert!(select(&items, "app in (").unwrap_err().contains("resource metrics API"));
+        let list = NamespaceList::new(vec![
+            item("a-1", "a", "web"),
+            item("b-1", "b", "web"),
+            item("a-2", "a", "db"),
+        ]);
+        let picked =
+            |selector: &str| -> Vec<String> { list.select(selector).unwrap().into_iter().map(|u| u.pod).collect() };
+        assert_eq!(picked("app=a"), ["a-1", "a-2"]);
+        assert_eq!(picked("app=a,tier=db"), ["a-2"]);
+        assert_eq!(picked("app in (a,b),app!=a"), ["b-1"]);
+        assert_eq!(picked("tier!=web"), ["a-2"]);
+        assert_eq!(picked("app=c"), Vec::<String>::new());
+        assert_eq!(picked(""), ["a-1", "b-1", "a-2"]);
+        assert!(list.select("app in (").unwrap_err().contains("resource metrics API"));
     }
 }
