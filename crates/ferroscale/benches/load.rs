@@ -122,11 +122,15 @@ fn memory_mib(pid: u32, field: &str) -> Result<f64> {
 /// A process's command line, one argument per element.
 fn cmdline(pid: u32) -> Result<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).with_context(|| format!("process {pid} is not running"))?;
-    Ok(raw
+    let args: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect())
+        .collect();
+    if args.is_empty() {
+        bail!("process {pid} has exited");
+    }
+    Ok(args)
 }
 
 /// The value of each sample of `name` in a Prometheus text exposition, by its label text.
@@ -647,6 +651,13 @@ struct Bench {
     target: PathBuf,
 }
 
+/// Every how many seconds a window reads ferroscale's /metrics for its last-evaluation gauges:
+/// every second up to 1,000 Autoscalers, every 5 s above (at 10,000 the page is about 9 MB,
+/// and serving it every second would add over a CPU second per minute to the operator's cost).
+fn freshness_interval(n: usize) -> u32 {
+    if n <= 1000 { 1 } else { 5 }
+}
+
 /// Prints one progress line to stderr, stamped with the time since `since`.
 fn progress(since: Instant, line: impl std::fmt::Display) {
     eprintln!("[{:>6.0} s] {line}", since.elapsed().as_secs_f64());
@@ -807,8 +818,14 @@ impl Bench {
                     let report = self.measure_ferroscale(since, n, &ns.name, &load, &idle).await?;
                     notes.extend(report);
                     // The pods stay, kept by a PodSet-only operator, for the next controller.
-                    podset_only = Some(self.start_operator(&ns.name, "podset")?);
+                    let running = self.start_operator(&ns.name, "podset")?;
+                    let started = Instant::now();
                     delete_all(since, "Autoscalers", &autoscalers).await?;
+                    // Its first lists are not the next controller's to pay for.
+                    tokio::time::timeout(Duration::from_secs(600), ready_after(running.admin.clone(), started))
+                        .await
+                        .context("the PodSet-only operator was not ready within 10 minutes")?;
+                    podset_only = Some(running);
                 }
                 Controller::Upstream => {
                     self.measure_upstream(since, n, &ns.name, &load, &idle).await?;
@@ -830,7 +847,7 @@ impl Bench {
     /// less often the more there are.
     async fn wait_for_pods(&self, since: Instant, podsets: &Api<PodSet>, n: usize) -> Result<()> {
         let pods = n as i64 * i64::from(self.settings.pods);
-        let every = Duration::from_secs(if n <= 1000 { 1 } else { 5 });
+        let every = Duration::from_secs(if n <= 1000 { 1 } else { 10 });
         let deadline = Duration::from_secs(900) + Duration::from_millis(150) * pods as u32;
         let started = Instant::now();
         let mut reported = (0i64, Instant::now());
@@ -877,15 +894,7 @@ impl Bench {
         let running = self.start_operator(namespace, "autoscaler,podset")?;
         let started = Instant::now();
         progress(since, "ferroscale started with autoscaler,podset");
-        let readyz = format!("http://{}/readyz", running.admin);
-        let ready = tokio::spawn(async move {
-            loop {
-                if http_get(&readyz).await.is_ok_and(|body| body.trim() == "ok") {
-                    return started.elapsed();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
+        let ready = tokio::spawn(ready_after(running.admin.clone(), started));
         let from_start = first_pass(since, started, autoscalers, "Autoscalers", n, |a| {
             a.status.as_ref().is_some_and(|s| s.recommendations.is_some())
         })
@@ -1029,16 +1038,21 @@ impl Bench {
         let start = self.counters(subject).await?;
         let mut recording = perf.map(|data| start_perf(subject.pid(), data)).transpose()?;
         let mut flips = 0u32;
+        let check_every = freshness_interval(n);
+        let mut tick = 0u32;
         while start.at.elapsed() < window {
             if mode == Mode::Changing && start.at.elapsed() >= SYNC_PERIOD * flips {
                 flips += 1;
                 load.set(flips % 2 == 1)?;
             }
-            if let Subject::Ferroscale(running) = subject {
+            if let Subject::Ferroscale(running) = subject
+                && tick.is_multiple_of(check_every)
+            {
                 let (f, c) = self.fresh(running).await?;
                 fresh += f;
                 checked += c.max(n);
             }
+            tick += 1;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let end = self.counters(subject).await?;
@@ -1332,12 +1346,14 @@ fn start_perf(pid: u32, data: &Path) -> Result<Process> {
     Ok(Process { child, what: "perf" })
 }
 
-/// The top symbols of a perf recording, by self time.
+/// The top symbols of a perf recording, by self time: the symbol lines of `perf report`
+/// (the release build keeps its symbol table but has no frame pointers, so the call chains
+/// under each are not worth printing).
 fn perf_report(n: usize, data: &Path) -> Result<String> {
     let out = Command::new("perf")
         .args(["report", "-i"])
         .arg(data)
-        .args(["--no-children", "--sort", "symbol", "--stdio", "-g", "none"])
+        .args(["--no-children", "--sort", "symbol", "--stdio"])
         .stderr(Stdio::null())
         .output()
         .context("running perf report")?;
@@ -1345,13 +1361,15 @@ fn perf_report(n: usize, data: &Path) -> Result<String> {
         bail!("perf report -i {} failed: {}", data.display(), out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
+    let samples = text.lines().find_map(|l| l.strip_prefix("# Samples: ")).unwrap_or("?");
     let top: Vec<&str> = text
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains('%'))
+        .map(str::trim_end)
         .take(25)
         .collect();
     Ok(format!(
-        "Top 25 symbols of the operator by self time, {n} Autoscalers, steady ({}):\n{}",
+        "Top 25 symbols of the operator by self time, {n} Autoscalers, steady ({samples}; {}):\n{}",
         data.display(),
         top.join("\n")
     ))
@@ -1443,6 +1461,18 @@ fn row(n: usize, controller: Controller, mode: Mode, w: &Window, idle: &Window, 
         ms(w.p99),
         over_idle(w.requests.writes, idle.requests.writes).max(0.0) / evaluations,
     )
+}
+
+/// Polls an operator's /readyz every 100 ms until it is ready (its pod cache synced); the time
+/// since `started`.
+async fn ready_after(admin: String, started: Instant) -> Duration {
+    let readyz = format!("http://{admin}/readyz");
+    loop {
+        if http_get(&readyz).await.is_ok_and(|body| body.trim() == "ok") {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A plain HTTP GET of the admin server (no client library needed for one request).
@@ -1567,7 +1597,7 @@ async fn main() -> Result<()> {
         bench.plane.as_ref().map_or("n/a".into(), Plane::metrics_flags),
     );
     println!(
-        "ferroscale: evaluations from its reconcile counter, evaluated within one period (+1 s) from its last-evaluation gauges{}.",
+        "ferroscale: evaluations from its reconcile counter, evaluated within one period (+1 s) from its last-evaluation gauges (read every second; every 5 s above 1,000 Autoscalers){}.",
         if s.perf {
             "; perf record running for a minute of its steady window"
         } else {
