@@ -1231,29 +1231,37 @@ where
     unreachable!("the last try returns")
 }
 
-/// Deletes every object of `api` and waits until they are gone.
+/// Deletes every object of `api` and waits until they are gone. The delete is issued again
+/// every 30 s while some are left: at 10,000 objects one request may outlive the API server's
+/// 60 s request timeout and stop part way.
 async fn delete_all<K>(since: Instant, what: &str, api: &Api<K>) -> Result<()>
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug,
 {
     let started = Instant::now();
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .with_context(|| format!("deleting the {what}"))?;
     let deadline = Duration::from_secs(600);
     loop {
-        let left = api.list_metadata(&ListParams::default().limit(1)).await?;
-        if left.items.is_empty() {
-            progress(
-                since,
-                format_args!("{what} deleted in {:.0} s", started.elapsed().as_secs_f64()),
-            );
-            return Ok(());
+        if let Err(error) = api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+        {
+            eprintln!("deleting the {what}: {error}; waiting, then trying again");
         }
-        if started.elapsed() >= deadline {
-            bail!("timed out after {deadline:?} waiting for the {what} to be deleted");
+        let round = Instant::now();
+        while round.elapsed() < Duration::from_secs(30) {
+            let left = api.list_metadata(&ListParams::default().limit(1)).await?;
+            if left.items.is_empty() {
+                progress(
+                    since,
+                    format_args!("{what} deleted in {:.0} s", started.elapsed().as_secs_f64()),
+                );
+                return Ok(());
+            }
+            if started.elapsed() >= deadline {
+                bail!("timed out after {deadline:?} waiting for the {what} to be deleted");
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
