@@ -36,9 +36,9 @@ pub enum PodMetricsRead {
     Auto,
 }
 
-/// The fixed cost of one request through the aggregation layer, in pods listed: estimated from
-/// the load benchmark, where the API server and metrics API spent about as much on one
-/// 2-pod list as on 50 more pods in a large one.
+/// The fixed cost of one request through the aggregation layer (authentication, the proxy hop,
+/// TLS, a response of its own), in pods listed. A rough estimate, not a measurement: the load
+/// benchmark compares the two ways only at their extremes.
 pub const REQUEST_COST_IN_PODS: usize = 50;
 
 /// A namespace's PodMetrics: each pod's labels and usage, indexed by label so that a selector
