@@ -103,12 +103,20 @@ struct Namespace {
     pods: Option<usize>,
     /// Each read within the last period: when, and how many pods its selector matched.
     demand: VecDeque<(Instant, usize)>,
+    /// The pods of all reads in `demand`, kept as they come and go rather than summed per read.
+    selected: usize,
 }
 
 impl Namespace {
+    fn record(&mut self, at: Instant, pods: usize) {
+        self.demand.push_back((at, pods));
+        self.selected += pods;
+    }
+
     fn forget_before(&mut self, start: Instant) {
-        while self.demand.front().is_some_and(|(at, _)| *at < start) {
+        while let Some((_, pods)) = self.demand.front().copied().filter(|(at, _)| *at < start) {
             self.demand.pop_front();
+            self.selected -= pods;
         }
     }
 
@@ -118,7 +126,7 @@ impl Namespace {
         if reads < 2 {
             return false;
         }
-        let selected: usize = self.demand.iter().map(|(_, pods)| pods).sum();
+        let selected = self.selected;
         // Unknown until listed once: try it, and learn.
         let namespace_pods = self.pods.unwrap_or(selected);
         let lists_per_period = (period.as_secs_f64() / max_age.as_secs_f64().max(0.001))
@@ -146,7 +154,14 @@ pub struct SharedPodMetrics {
     max_age: Duration,
     /// The window over which demand is counted: the operator's sync period.
     period: Duration,
-    namespaces: Mutex<HashMap<String, Namespace>>,
+    namespaces: Mutex<Namespaces>,
+}
+
+/// Every namespace read, and when those no longer read were last dropped.
+#[derive(Debug, Default)]
+struct Namespaces {
+    by_name: HashMap<String, Namespace>,
+    swept: Option<Instant>,
 }
 
 impl SharedPodMetrics {
@@ -166,7 +181,7 @@ impl SharedPodMetrics {
         self
     }
 
-    fn namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
+    fn namespaces(&self) -> std::sync::MutexGuard<'_, Namespaces> {
         self.namespaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -175,12 +190,18 @@ impl SharedPodMetrics {
         let now = Instant::now();
         let list = {
             let mut namespaces = self.namespaces();
-            // Namespaces no longer read are dropped with their lists.
-            namespaces.retain(|_, n| {
-                n.forget_before(now.checked_sub(self.period).unwrap_or(now));
-                !n.demand.is_empty() || n.list.as_ref().is_some_and(|(at, _)| at.elapsed() < self.max_age)
-            });
-            let entry = namespaces.entry(namespace.to_string()).or_default();
+            let period_start = now.checked_sub(self.period).unwrap_or(now);
+            // Namespaces no longer read are dropped with their lists, once a period: a sweep
+            // at every read would walk every namespace on the evaluation path.
+            if namespaces.swept.is_none_or(|at| at <= period_start) {
+                namespaces.swept = Some(now);
+                namespaces.by_name.retain(|_, n| {
+                    n.forget_before(period_start);
+                    !n.demand.is_empty() || n.list.as_ref().is_some_and(|(at, _)| at.elapsed() < self.max_age)
+                });
+            }
+            let entry = namespaces.by_name.entry(namespace.to_string()).or_default();
+            entry.forget_before(period_start);
             let shared = match self.mode {
                 PodMetricsRead::Selector => false,
                 PodMetricsRead::Namespace => true,
@@ -209,14 +230,14 @@ impl SharedPodMetrics {
                     .await
                     .clone();
                 let list = listed.as_ref().as_ref().map_err(Clone::clone)?;
-                if let Some(n) = self.namespaces().get_mut(namespace) {
+                if let Some(n) = self.namespaces().by_name.get_mut(namespace) {
                     n.pods = Some(list.pods.len());
                 }
                 list.select(selector)?
             }
         };
-        if let Some(n) = self.namespaces().get_mut(namespace) {
-            n.demand.push_back((now, usage.len()));
+        if let Some(n) = self.namespaces().by_name.get_mut(namespace) {
+            n.record(now, usage.len());
         }
         Ok(usage)
     }
@@ -228,11 +249,14 @@ mod tests {
 
     fn namespace(reads: usize, selected_each: usize, pods: Option<usize>) -> Namespace {
         let now = Instant::now();
-        Namespace {
-            list: None,
+        let mut namespace = Namespace {
             pods,
-            demand: (0..reads).map(|_| (now, selected_each)).collect(),
+            ..Namespace::default()
+        };
+        for _ in 0..reads {
+            namespace.record(now, selected_each);
         }
+        namespace
     }
 
     #[test]
@@ -246,6 +270,11 @@ mod tests {
         assert!(!namespace(2, 2, Some(20_000)).shared_is_cheaper(period, max_age));
         // One Autoscaler reads alone: nothing to share.
         assert!(!namespace(1, 5_000, Some(5_000)).shared_is_cheaper(period, max_age));
+        // Reads older than the period leave the count and the sum alike.
+        let mut old = namespace(100, 10, Some(1_000));
+        old.forget_before(Instant::now() + Duration::from_secs(1));
+        assert_eq!((old.demand.len(), old.selected), (0, 0));
+        assert!(!old.shared_is_cheaper(period, max_age));
     }
 
     #[tokio::test]
