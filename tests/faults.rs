@@ -183,11 +183,7 @@ async fn a_second_prometheus_outage_waits_its_own_failure_duration() -> Result<(
 
 /// The value of an unlabelled gauge on an operator's admin server.
 async fn gauge(port: u16, name: &str) -> Option<f64> {
-    let text = http_get(port, "/metrics").await?;
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    support::gauge(&http_get(port, "/metrics").await?, name)
 }
 
 /// A plain HTTP GET on 127.0.0.1 (the admin server), with no client library.
@@ -441,18 +437,15 @@ async fn a_tenants_server_address_reaches_nothing_and_nothing_is_echoed() -> Res
 /// The largest gap between two evaluations of each Autoscaler of `namespace`, from the
 /// operator's last-evaluation gauges scraped every second for `window`.
 async fn evaluation_gaps(admin: u16, namespace: &str, window: Duration) -> Result<Vec<i64>> {
-    let name = "ferroscale_autoscaler_last_evaluation_timestamp_seconds";
     let mut last: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
     let start = Instant::now();
     while start.elapsed() < window {
         let text = http_get(admin, "/metrics").await.unwrap_or_default();
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(&format!("namespace=\"{namespace}\"")))
+        for ((_, name), at) in last_evaluations(&text)
+            .into_iter()
+            .filter(|((ns, _), _)| ns == namespace)
         {
-            let (labels, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
-            let at: i64 = value.trim().parse::<f64>().unwrap_or(0.0) as i64;
-            let entry = last.entry(labels.to_string()).or_insert((at, 0));
+            let entry = last.entry(name).or_insert((at, 0));
             if at > entry.0 {
                 entry.1 = entry.1.max(at - entry.0);
                 entry.0 = at;

@@ -46,23 +46,6 @@ fn hpa_resource(version: &str) -> ApiResource {
     )
 }
 
-/// The newest HorizontalPodAutoscaler version the server serves, of the two migrate must read.
-async fn newest_hpa_version(client: &Client) -> Result<&'static str> {
-    let groups = client.list_api_groups().await?;
-    let served: Vec<String> = groups
-        .groups
-        .iter()
-        .filter(|g| g.name == "autoscaling")
-        .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
-        .collect();
-    for version in ["v2", "v2beta2"] {
-        if served.iter().any(|v| v == version) {
-            return Ok(version);
-        }
-    }
-    bail!("the server serves neither autoscaling/v2 nor autoscaling/v2beta2 (only {served:?})")
-}
-
 /// Runs `ferroscale migrate` against the test cluster.
 fn migrate(kubeconfig: &Path, args: &[&str]) -> Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_ferroscale"))

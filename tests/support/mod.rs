@@ -425,3 +425,18 @@ pub fn pause_podset(name: &str, replicas: i32) -> Result<ferroscale_api::PodSet>
                               "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
     }))?)
 }
+
+/// The HorizontalPodAutoscaler version to use: autoscaling/v2 when served, else v2beta2.
+pub async fn newest_hpa_version(client: &Client) -> Result<&'static str> {
+    let groups = client.list_api_groups().await?;
+    let served: Vec<String> = groups
+        .groups
+        .iter()
+        .filter(|g| g.name == "autoscaling")
+        .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
+        .collect();
+    ["v2", "v2beta2"]
+        .into_iter()
+        .find(|v| served.iter().any(|s| s == v))
+        .with_context(|| format!("the server serves neither autoscaling/v2 nor autoscaling/v2beta2 (only {served:?})"))
+}

@@ -1534,17 +1534,7 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 
 /// The HorizontalPodAutoscaler version to create: v2 when served, else v2beta2.
 async fn hpa_resource(client: &kube::Client) -> Result<ApiResource> {
-    let groups = client.list_api_groups().await?;
-    let served: Vec<String> = groups
-        .groups
-        .iter()
-        .filter(|g| g.name == "autoscaling")
-        .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
-        .collect();
-    let version = ["v2", "v2beta2"]
-        .into_iter()
-        .find(|v| served.iter().any(|s| s == v))
-        .with_context(|| format!("the server serves neither autoscaling/v2 nor v2beta2 (only {served:?})"))?;
+    let version = newest_hpa_version(client).await?;
     Ok(ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("autoscaling", version, "HorizontalPodAutoscaler"),
         "horizontalpodautoscalers",
