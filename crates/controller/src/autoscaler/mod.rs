@@ -210,6 +210,13 @@ pub async fn reconcile(autoscaler: Arc<Autoscaler>, ctx: Arc<Context>) -> Result
     ctx.readers.pods.wait_until_ready().await;
     ctx.readers.neighbours.wait_until_listed().await;
     let _slot = ctx.fairness.enter(&namespace).await;
+    // Every due Autoscaler is a task waiting above (10,000 at a start); the evaluation's
+    // state is several kilobytes, so it is allocated only once the slot is taken.
+    Box::pin(evaluate(&autoscaler, &ctx, &namespace, &key)).await
+}
+
+/// The evaluation proper, in the slot [`reconcile`] took.
+async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: &str) -> Result<Action, Error> {
     // Status keeps whole seconds: deciding on whole seconds makes what is remembered between
     // evaluations equal to what is read back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());

@@ -115,6 +115,12 @@ pub async fn reconcile(podset: Arc<PodSet>, ctx: Arc<Context>) -> Result<Action,
     let _timer = ctx.telemetry.reconcile_timer("podset");
     // Counting pods before the cache has listed them all would create a full set again.
     ctx.pods.wait_until_ready().await;
+    // Every PodSet is a task waiting above at a start; the pass's state is allocated after.
+    Box::pin(pass(&podset, &ctx, &namespace, &key)).await
+}
+
+/// The pass proper, once the pod cache has listed every pod.
+async fn pass(podset: &PodSet, ctx: &Context, namespace: &str, key: &str) -> Result<Action, Error> {
     if podset.metadata.deletion_timestamp.is_some() {
         // Pods go with it through garbage collection (they carry its owner reference).
         ctx.expectations.forget(&key);
