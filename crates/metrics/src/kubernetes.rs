@@ -6,14 +6,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::CrossVersionObjectReference;
-use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList, PodMetrics, PodMetricsList};
+use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList};
 use ferroscale_api::quantity::milli_value;
 use ferroscale_autoscaler::PodSample;
 use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector, Time};
 use kube::Client;
 
 use crate::discovery::Kinds;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Discovery answers are reused this long.
@@ -126,18 +128,18 @@ impl MetricsApis {
         Ok(self
             .pod_metrics_list(namespace, selector)
             .await?
-            .iter()
-            .map(pod_usage)
+            .into_iter()
+            .map(|listed| listed.usage)
             .collect())
     }
 
     /// The PodMetrics list itself, labels included (metrics-server copies each pod's labels).
-    pub async fn pod_metrics_list(&self, namespace: &str, selector: &str) -> Result<Vec<PodMetrics>, String> {
+    pub async fn pod_metrics_list(&self, namespace: &str, selector: &str) -> Result<Vec<ListedPodMetrics>, String> {
         let path = format!(
             "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
             query(&[("labelSelector", selector)])
         );
-        let list: PodMetricsList = self
+        let list: Items<ListedPodMetrics> = self
             .get(&path)
             .await
             .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
@@ -279,30 +281,103 @@ impl MetricsApis {
     }
 }
 
-/// One pod's usage, as the core reads it.
-pub fn pod_usage(m: &PodMetrics) -> PodUsage {
-    let window = m
-        .window
-        .as_deref()
-        .and_then(|w| ferroscale_api::duration::parse(w).ok())
-        .unwrap_or(Duration::ZERO);
-    let containers = m
-        .containers
-        .iter()
-        .map(|c| ContainerUsage {
-            name: c.name.clone(),
-            usage: c
-                .usage
-                .iter()
-                .filter_map(|(r, q)| milli_value(&q.0).ok().map(|v| (r.clone(), v)))
-                .collect(),
+/// The items of a list response, and nothing else of it.
+#[derive(Deserialize)]
+struct Items<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+}
+
+/// One PodMetrics as ferroscale keeps it: the pod's labels and its usage. Parsed straight from
+/// the response, skipping the rest of the object: a namespace's list holds thousands, and a
+/// whole `ObjectMeta` with a map per label set and per container costs several times this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPodMetrics {
+    /// Sorted by key.
+    pub labels: Vec<(String, String)>,
+    pub usage: PodUsage,
+}
+
+impl<'de> Deserialize<'de> for ListedPodMetrics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        struct Metadata {
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            labels: Option<Pairs<String>>,
+        }
+        #[derive(Deserialize)]
+        struct Container {
+            name: String,
+            #[serde(default)]
+            usage: Option<Pairs<Quantity>>,
+        }
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            metadata: Metadata,
+            timestamp: Time,
+            #[serde(default)]
+            window: Option<String>,
+            #[serde(default)]
+            containers: Option<Vec<Container>>,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let window = raw
+            .window
+            .as_deref()
+            .and_then(|w| ferroscale_api::duration::parse(w).ok())
+            .unwrap_or(Duration::ZERO);
+        let containers = raw
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ContainerUsage {
+                name: c.name,
+                usage: c
+                    .usage
+                    .map(|u| u.0)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(resource, q)| milli_value(&q.0).ok().map(|v| (resource, v)))
+                    .collect(),
+            })
+            .collect();
+        let mut labels = raw.metadata.labels.map(|l| l.0).unwrap_or_default();
+        labels.sort_unstable();
+        Ok(Self {
+            labels,
+            usage: PodUsage {
+                pod: raw.metadata.name.unwrap_or_default(),
+                timestamp: raw.timestamp.0,
+                window,
+                containers,
+            },
         })
-        .collect();
-    PodUsage {
-        pod: m.metadata.name.clone().unwrap_or_default(),
-        timestamp: m.timestamp.0,
-        window,
-        containers,
+    }
+}
+
+/// A JSON object read as its key-value pairs, without a map of its own.
+struct Pairs<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+            type Value = Pairs<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Pairs<V>, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -318,5 +393,47 @@ mod tests {
             "?labelSelector=app%3Dweb"
         );
         assert_eq!(query(&[("labelSelector", "")]), "");
+    }
+
+    #[test]
+    fn a_pod_metrics_item_keeps_its_labels_and_usage_and_nothing_else() {
+        let listed: ListedPodMetrics = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "creationTimestamp": "2026-12-03T09:00:00Z",
+                         "labels": {"tier": "front", "app": "web"}, "annotations": {"a": "b"}},
+            "timestamp": "2026-12-03T10:00:00Z", "window": "15s",
+            "containers": [
+                {"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}},
+                {"name": "sidecar", "usage": {"cpu": "not a quantity"}},
+                {"name": "idle", "usage": null}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(listed.labels, [("app".into(), "web".into()), ("tier".into(), "front".into())]);
+        let usage = listed.usage;
+        assert_eq!(usage.pod, "web-1");
+        assert_eq!(usage.timestamp.to_string(), "2026-12-03T10:00:00Z");
+        assert_eq!(usage.window, Duration::from_secs(15));
+        let containers: Vec<(&str, Vec<(&str, i64)>)> = usage
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.usage.iter().map(|(r, v)| (r.as_str(), *v)).collect()))
+            .collect();
+        assert_eq!(
+            containers,
+            [
+                ("app", vec![("cpu", 250), ("memory", 64 * 1024 * 1024 * 1000)]),
+                ("sidecar", vec![]),
+                ("idle", vec![])
+            ]
+        );
+        // No labels, no window, no containers: an empty pod rather than an error.
+        let bare: ListedPodMetrics = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "bare", "labels": null}, "timestamp": "2026-12-03T10:00:00Z"
+        }))
+        .unwrap();
+        assert!(bare.labels.is_empty() && bare.usage.containers.is_empty());
+        assert_eq!(bare.usage.window, Duration::ZERO);
+        // A timestamp is required, as before.
+        assert!(serde_json::from_value::<ListedPodMetrics>(serde_json::json!({"metadata": {"name": "x"}})).is_err());
     }
 }

@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroscale_api::metrics_apis::PodMetrics;
 use ferroscale_autoscaler::samples::PodUsage;
 use kube::core::{Expression, SelectorExt};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::kubernetes::{MetricsApis, pod_usage};
+use crate::kubernetes::{ListedPodMetrics, MetricsApis};
 
 /// How PodMetrics are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,24 +40,38 @@ pub enum PodMetricsRead {
 /// benchmark compares the two ways only at their extremes.
 pub const REQUEST_COST_IN_PODS: usize = 50;
 
-/// A namespace's PodMetrics: each pod's labels and usage, indexed by label so that a selector
-/// looks at the pods that carry its `key=value` (or `key in (...)`) rather than at all of them.
+/// A namespace's PodMetrics: each pod's usage, with the pods grouped by their labels (the pods
+/// of one workload share theirs), and the groups indexed by label so that a selector looks at
+/// the groups that carry its `key=value` (or `key in (...)`) rather than at every pod.
 #[derive(Debug, Default)]
 struct NamespaceList {
-    pods: Vec<(BTreeMap<String, String>, PodUsage)>,
-    by_label: HashMap<(String, String), Vec<usize>>,
+    pods: Vec<PodUsage>,
+    /// Each distinct label set, with the indexes of its pods in `pods`.
+    groups: Vec<(BTreeMap<String, String>, Vec<u32>)>,
+    /// The indexes in `groups` of the groups carrying a label.
+    by_label: HashMap<(String, String), Vec<u32>>,
 }
 
 impl NamespaceList {
-    fn new(items: Vec<PodMetrics>) -> Self {
-        let mut list = Self::default();
-        for (i, m) in items.into_iter().enumerate() {
-            let usage = pod_usage(&m);
-            let labels = m.metadata.labels.unwrap_or_default();
-            for (key, value) in &labels {
-                list.by_label.entry((key.clone(), value.clone())).or_default().push(i);
+    fn new(items: Vec<ListedPodMetrics>) -> Self {
+        let mut list = Self {
+            pods: Vec::with_capacity(items.len()),
+            ..Self::default()
+        };
+        let mut group_of: HashMap<Vec<(String, String)>, u32> = HashMap::new();
+        for ListedPodMetrics { labels, usage } in items {
+            let pod = index(list.pods.len());
+            list.pods.push(usage);
+            if let Some(group) = group_of.get(&labels) {
+                list.groups[*group as usize].1.push(pod);
+                continue;
             }
-            list.pods.push((labels, usage));
+            let group = index(list.groups.len());
+            for label in &labels {
+                list.by_label.entry(label.clone()).or_default().push(group);
+            }
+            list.groups.push((labels.iter().cloned().collect(), vec![pod]));
+            group_of.insert(labels, group);
         }
         list
     }
@@ -67,29 +80,38 @@ impl NamespaceList {
     fn select(&self, selector: &str) -> Result<Vec<PodUsage>, String> {
         let selector = ferroscale_autoscaler::selector::parse(selector)
             .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
-        // The pods one requirement with values allows, when there is one: an index lookup.
-        let candidates: Option<Vec<usize>> = selector.clone().into_iter().find_map(|expression| {
+        // The groups one requirement with values allows, when there is one: an index lookup.
+        let candidates: Option<Vec<u32>> = selector.clone().into_iter().find_map(|expression| {
             let (key, values): (String, Vec<String>) = match expression {
                 Expression::Equal(key, value) => (key, vec![value]),
                 Expression::In(key, values) => (key, values.into_iter().collect()),
                 _ => return None,
             };
-            let mut found: Vec<usize> = values
-                .into_iter()
-                .filter_map(|value| self.by_label.get(&(key.clone(), value)))
-                .flatten()
-                .copied()
-                .collect();
-            found.sort_unstable();
-            Some(found)
+            Some(
+                values
+                    .into_iter()
+                    .filter_map(|value| self.by_label.get(&(key.clone(), value)))
+                    .flatten()
+                    .copied()
+                    .collect(),
+            )
         });
-        let matching = |i: &usize| selector.matches(&self.pods[*i].0);
-        let picked: Vec<usize> = match candidates {
-            Some(candidates) => candidates.into_iter().filter(matching).collect(),
-            None => (0..self.pods.len()).filter(matching).collect(),
-        };
-        Ok(picked.into_iter().map(|i| self.pods[i].1.clone()).collect())
+        let candidates = candidates.unwrap_or_else(|| (0..index(self.groups.len())).collect());
+        // In the list's order, as metrics-server answered.
+        let mut picked: Vec<u32> = candidates
+            .into_iter()
+            .map(|group| &self.groups[group as usize])
+            .filter(|(labels, _)| selector.matches(labels))
+            .flat_map(|(_, pods)| pods.iter().copied())
+            .collect();
+        picked.sort_unstable();
+        Ok(picked.into_iter().map(|i| self.pods[i as usize].clone()).collect())
     }
+}
+
+/// A position in a list; a namespace holds far fewer than 2^32 pods.
+fn index(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
 }
 
 type Listed = Arc<Result<NamespaceList, String>>;
@@ -316,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_selector_picks_its_pods_out_of_the_namespace_list() {
-        let item = |name: &str, app: &str, tier: &str| -> PodMetrics {
+        let item = |name: &str, app: &str, tier: &str| -> ListedPodMetrics {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": name, "labels": {"app": app, "tier": tier}},
                 "timestamp": "2026-12-03T10:00:00Z", "window": "15s",
