@@ -12,7 +12,7 @@ pub mod structural;
 pub mod validate;
 
 pub use autoscaler::*;
-pub use podset::{PodSet, PodSetSpec, PodSetStatus};
+pub use podset::{PodSet, PodSetSpec, PodSetStatus, PodTemplate};
 pub use validate::{FieldError, FieldErrors};
 
 /// The CRD manifests in the order `ferroscale crds` prints them, as (file name, YAML), with

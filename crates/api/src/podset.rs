@@ -43,7 +43,46 @@ pub struct PodSetSpec {
     pub selector: LabelSelector,
     /// The pod to create. Its labels must satisfy `selector`.
     #[schemars(schema_with = "pod_template_schema")]
-    pub template: PodTemplateSpec,
+    pub template: PodTemplate,
+}
+
+/// A pod template, kept as compact JSON and parsed when a pod is made from it. Parsed, the
+/// template of a one-container PodSet costs about 4 KB of mostly empty fields, and the
+/// operator's cache holds every PodSet: 40 MB at 10,000 of them, against 4 MB as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTemplate {
+    json: Box<str>,
+}
+
+impl PodTemplate {
+    pub fn new(template: &PodTemplateSpec) -> Self {
+        // A PodTemplateSpec always serializes: its maps are keyed by strings.
+        let json = serde_json::to_string(template).unwrap_or_else(|_| "{}".into());
+        Self { json: json.into() }
+    }
+
+    /// The template itself. It parsed when this was read, so it parses again.
+    pub fn spec(&self) -> PodTemplateSpec {
+        serde_json::from_str(&self.json).unwrap_or_default()
+    }
+}
+
+impl From<PodTemplateSpec> for PodTemplate {
+    fn from(template: PodTemplateSpec) -> Self {
+        Self::new(&template)
+    }
+}
+
+impl Serialize for PodTemplate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.spec().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PodTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        PodTemplateSpec::deserialize(deserializer).map(|template| Self::new(&template))
+    }
 }
 
 fn default_replicas() -> i32 {
@@ -83,4 +122,27 @@ pub struct PodSetStatus {
     /// Available and ReplicaFailure conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_reads_back_as_written_and_a_malformed_one_is_refused() {
+        let written = serde_json::json!({
+            "metadata": {"labels": {"app": "web"}, "annotations": {"note": "kept"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx",
+                     "resources": {"requests": {"cpu": "100m"}}}], "terminationGracePeriodSeconds": 0}
+        });
+        let template: PodTemplate = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&template).unwrap(), written);
+        let spec = template.spec();
+        assert_eq!(PodTemplate::from(spec.clone()), template);
+        assert_eq!(spec.spec.unwrap().containers[0].image.as_deref(), Some("nginx"));
+        // What the API server would reject in a PodTemplateSpec is refused here as well.
+        let error = serde_json::from_value::<PodTemplate>(serde_json::json!({"spec": {"containers": "nginx"}}))
+            .unwrap_err();
+        assert!(error.to_string().contains("invalid type"), "{error}");
+    }
 }

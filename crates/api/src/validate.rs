@@ -540,9 +540,9 @@ impl PodSetSpec {
             );
         }
         c.selector("spec.selector".into(), &self.selector);
+        let template = self.template.spec();
         if c.0.is_empty() {
-            let labels = self
-                .template
+            let labels = template
                 .metadata
                 .as_ref()
                 .and_then(|m| m.labels.clone())
@@ -556,7 +556,7 @@ impl PodSetSpec {
                 Err(e) => c.push("spec.selector", e.0),
             }
         }
-        if self.template.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {
+        if template.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {
             c.push("spec.template.spec.containers", "must hold at least one container");
         }
         c.finish()

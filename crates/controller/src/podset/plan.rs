@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 
-use ferroscale_api::{FieldErrors, PodSet, PodSetSpec};
+use ferroscale_api::{FieldErrors, PodSet};
 use ferroscale_autoscaler::pods::{ConditionStatus, PodPhase};
 use ferroscale_autoscaler::selector::from_label_selector;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -140,11 +140,8 @@ pub fn plan<'a>(
 /// A new pod from the template: named after the PodSet with a generated suffix, labelled as
 /// the template says, and owned by the PodSet.
 pub fn new_pod(podset: &PodSet) -> Pod {
-    let PodSetSpec {
-        template: PodTemplateSpec { metadata, spec },
-        ..
-    } = &podset.spec;
-    let template = metadata.clone().unwrap_or_default();
+    let PodTemplateSpec { metadata, spec } = podset.spec.template.spec();
+    let template = metadata.unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-", podset.name_any())),
@@ -155,7 +152,7 @@ pub fn new_pod(podset: &PodSet) -> Pod {
             owner_references: controller_ref(podset).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
-        spec: spec.clone(),
+        spec,
         status: None,
     }
 }
