@@ -86,7 +86,7 @@ pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
         _ => Cow::Owned(vec![MetricSpec {
             name: None,
             type_: MetricSourceType::Resource,
-            resource: Some(ResourceMetricSource {
+            resource: Some(Box::new(ResourceMetricSource {
                 fallback: None,
                 name: "cpu".into(),
                 target: MetricTarget {
@@ -95,7 +95,7 @@ pub fn effective_metrics(spec: &AutoscalerSpec) -> Cow<'_, [MetricSpec]> {
                     average_value: None,
                     average_utilization: Some(80),
                 },
-            }),
+            })),
             container_resource: None,
             pods: None,
             object: None,

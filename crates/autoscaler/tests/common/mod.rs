@@ -52,11 +52,11 @@ pub fn resource_utilization(name: &str, percent: i32) -> MetricSpec {
         ..target(MetricTargetType::Utilization)
     };
     MetricSpec {
-        resource: Some(ResourceMetricSource {
+        resource: Some(Box::new(ResourceMetricSource {
             fallback: None,
             name: name.into(),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::Resource)
     }
 }
@@ -71,11 +71,11 @@ pub fn resource_average(name: &str, value: &str) -> MetricSpec {
         ..target(MetricTargetType::AverageValue)
     };
     MetricSpec {
-        resource: Some(ResourceMetricSource {
+        resource: Some(Box::new(ResourceMetricSource {
             fallback: None,
             name: name.into(),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::Resource)
     }
 }
@@ -92,7 +92,7 @@ pub fn container_cpu(container: &str, percent: i32) -> MetricSpec {
         target,
     };
     MetricSpec {
-        container_resource: Some(source),
+        container_resource: Some(Box::new(source)),
         ..metric(MetricSourceType::ContainerResource)
     }
 }
@@ -110,11 +110,11 @@ pub fn pods_metric(name: &str, average: &str) -> MetricSpec {
         ..target(MetricTargetType::AverageValue)
     };
     MetricSpec {
-        pods: Some(PodsMetricSource {
+        pods: Some(Box::new(PodsMetricSource {
             fallback: None,
             metric: id(name),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::Pods)
     }
 }
@@ -133,13 +133,13 @@ pub fn object_value(value: &str) -> MetricSpec {
         ..target(MetricTargetType::Value)
     };
     MetricSpec {
-        object: Some(ObjectMetricSource {
+        object: Some(Box::new(ObjectMetricSource {
             fallback: None,
             activation_threshold: None,
             described_object: described(),
             metric: id("qps"),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::Object)
     }
 }
@@ -150,13 +150,13 @@ pub fn object_average(value: &str) -> MetricSpec {
         ..target(MetricTargetType::AverageValue)
     };
     MetricSpec {
-        object: Some(ObjectMetricSource {
+        object: Some(Box::new(ObjectMetricSource {
             fallback: None,
             activation_threshold: None,
             described_object: described(),
             metric: id("qps"),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::Object)
     }
 }
@@ -167,12 +167,12 @@ pub fn external_value(value: &str) -> MetricSpec {
         ..target(MetricTargetType::Value)
     };
     MetricSpec {
-        external: Some(ExternalMetricSource {
+        external: Some(Box::new(ExternalMetricSource {
             fallback: None,
             activation_threshold: None,
             metric: id("queue"),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::External)
     }
 }
@@ -183,12 +183,12 @@ pub fn external_average(value: &str) -> MetricSpec {
         ..target(MetricTargetType::AverageValue)
     };
     MetricSpec {
-        external: Some(ExternalMetricSource {
+        external: Some(Box::new(ExternalMetricSource {
             fallback: None,
             activation_threshold: None,
             metric: id("queue"),
             target,
-        }),
+        })),
         ..metric(MetricSourceType::External)
     }
 }
@@ -210,7 +210,7 @@ pub fn prometheus(type_: MetricTargetType, value: &str) -> MetricSpec {
         target: t,
     };
     MetricSpec {
-        prometheus: Some(source),
+        prometheus: Some(Box::new(source)),
         ..metric(MetricSourceType::Prometheus)
     }
 }
