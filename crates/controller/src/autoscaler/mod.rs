@@ -80,8 +80,9 @@ pub struct Memory {
     recommendation: Option<Remembered>,
     /// The status last written. While the cache still shows the version it was computed from,
     /// the write is not visible there yet, and deciding from the cached status would lose the
-    /// history just written.
-    written: Option<Written>,
+    /// history just written. Boxed: it is there only until the cache catches up, and inline
+    /// it would make every Autoscaler's entry a status larger.
+    written: Option<Box<Written>>,
     /// The spec checked and parsed, for the generation it was parsed from: a formula and
     /// cron expressions are parsed once per spec change.
     compiled: Option<(i64, Arc<Compiled>)>,
@@ -177,11 +178,11 @@ impl Context {
         }
         .map_err(|e| Error::Status(name.clone(), e))?;
         if let (Some(uid), Some(read)) = (autoscaler.uid(), autoscaler.resource_version()) {
-            self.memory().entry(uid).or_default().written = Some(Written {
+            self.memory().entry(uid).or_default().written = Some(Box::new(Written {
                 read,
                 status: status.clone(),
                 version: written.resource_version(),
-            });
+            }));
         }
         Ok(())
     }
@@ -249,10 +250,10 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
         (memory.clone(), compiled)
     };
     let (memory, compiled) = memory;
-    let (previous, version) = memory.status(&autoscaler);
+    let (previous, version) = memory.status(autoscaler);
     let observation = match observe(
         &ctx.readers,
-        &autoscaler,
+        autoscaler,
         &compiled,
         previous,
         now,
@@ -262,25 +263,19 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
     {
         // An invalid spec is the core's first gate: the decision says why and scales nothing.
         Observed::InvalidSpec => {
-            let decision = decide(&invalid_spec_input(
-                &autoscaler,
-                &compiled,
-                previous,
-                now,
-                &ctx.settings,
-            ));
+            let decision = decide(&invalid_spec_input(autoscaler, &compiled, previous, now, &ctx.settings));
             for event in &decision.events {
-                publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+                publish(ctx, autoscaler, event.warning, &event.reason, &event.message).await;
             }
-            ctx.write_status(&autoscaler, previous, version, &decision.status)
+            ctx.write_status(autoscaler, previous, version, &decision.status)
                 .await?;
             return Ok(Action::await_change());
         }
         Observed::NoScale(error) => {
             warn!(%error, "cannot read the target's scale");
-            publish(&ctx, &autoscaler, true, "FailedGetScale", &error).await;
+            publish(ctx, autoscaler, true, "FailedGetScale", &error).await;
             ctx.write_status(
-                &autoscaler,
+                autoscaler,
                 previous,
                 version,
                 &failed_get_scale(&autoscaler.spec, previous, generation, &error, now),
@@ -296,7 +291,7 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
         }
     }
     let input = observation.input(
-        &autoscaler,
+        autoscaler,
         &compiled,
         previous,
         now,
@@ -311,7 +306,7 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
             .readers
             .targets
             .set_replicas(
-                &namespace,
+                namespace,
                 &autoscaler.spec.scale_target_ref,
                 &observation.scale_object,
                 decision.desired_replicas,
@@ -330,13 +325,13 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
             }
         }
     }
-    ctx.telemetry.decided(&autoscaler, &observation.metrics, &decision, now);
+    ctx.telemetry.decided(autoscaler, &observation.metrics, &decision, now);
     for event in &decision.events {
-        publish(&ctx, &autoscaler, event.warning, &event.reason, &event.message).await;
+        publish(ctx, autoscaler, event.warning, &event.reason, &event.message).await;
     }
-    ctx.write_status(&autoscaler, previous, version, &decision.status)
+    ctx.write_status(autoscaler, previous, version, &decision.status)
         .await?;
-    ctx.backoff.reset(&key);
+    ctx.backoff.reset(key);
     Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)))
 }
 
