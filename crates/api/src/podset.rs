@@ -141,8 +141,8 @@ mod tests {
         assert_eq!(PodTemplate::from(spec.clone()), template);
         assert_eq!(spec.spec.unwrap().containers[0].image.as_deref(), Some("nginx"));
         // What the API server would reject in a PodTemplateSpec is refused here as well.
-        let error = serde_json::from_value::<PodTemplate>(serde_json::json!({"spec": {"containers": "nginx"}}))
-            .unwrap_err();
+        let error =
+            serde_json::from_value::<PodTemplate>(serde_json::json!({"spec": {"containers": "nginx"}})).unwrap_err();
         assert!(error.to_string().contains("invalid type"), "{error}");
     }
 }

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use http_body_util::Full;
@@ -21,6 +21,9 @@ pub struct Admin {
     pub registry: Registry,
     /// Set once the caches have synced (leader or not).
     pub ready: AtomicBool,
+    /// The length of the last /metrics body: the next is allocated at about that size at
+    /// once (9 MB at 10,000 Autoscalers) instead of growing through copies to twice that.
+    pub last_metrics_len: AtomicUsize,
 }
 
 impl std::fmt::Debug for Admin {
@@ -52,13 +55,17 @@ pub fn respond(admin: &Admin, path: &str) -> Response<Full<Bytes>> {
             "not ready: the pod cache has not synced\n".into(),
         ),
         "/metrics" => {
-            let mut body = String::new();
+            let expected = admin.last_metrics_len.load(Ordering::Relaxed);
+            let mut body = String::with_capacity(expected + expected / 16);
             match prometheus_client::encoding::text::encode(&mut body, &admin.registry) {
-                Ok(()) => text(
-                    StatusCode::OK,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    body,
-                ),
+                Ok(()) => {
+                    admin.last_metrics_len.store(body.len(), Ordering::Relaxed);
+                    text(
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        body,
+                    )
+                }
                 Err(e) => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     PLAIN,
@@ -119,6 +126,7 @@ mod tests {
         let admin = Admin {
             registry,
             ready: AtomicBool::new(false),
+            last_metrics_len: AtomicUsize::new(0),
         };
         assert_eq!(respond(&admin, "/livez").status(), StatusCode::OK);
         assert_eq!(respond(&admin, "/readyz").status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -16,7 +16,7 @@ use ferroscale_controller::shard::{Claims, GROUP_LABEL, Ownership, Shard};
 use ferroscale_controller::telemetry::Telemetry;
 use ferroscale_metrics::shared::{PodMetricsRead, SharedPodMetrics};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::admin::Admin;
@@ -265,6 +265,7 @@ async fn operate(args: RunArgs) -> Result<()> {
     let admin = Arc::new(Admin {
         registry,
         ready: AtomicBool::new(false),
+        last_metrics_len: AtomicUsize::new(0),
     });
     let admin_server = tokio::spawn(crate::admin::bind(args.admin_addr, admin.clone()).await?);
 

@@ -408,7 +408,10 @@ mod tests {
             ]
         }))
         .unwrap();
-        assert_eq!(listed.labels, [("app".into(), "web".into()), ("tier".into(), "front".into())]);
+        assert_eq!(
+            listed.labels,
+            [("app".into(), "web".into()), ("tier".into(), "front".into())]
+        );
         let usage = listed.usage;
         assert_eq!(usage.pod, "web-1");
         assert_eq!(usage.timestamp.to_string(), "2026-12-03T10:00:00Z");
