@@ -194,11 +194,24 @@ async fn shutdown_signal() {
 /// Runs the operator until a shutdown signal.
 pub fn run(args: RunArgs) -> Result<()> {
     init_logging(&args)?;
+    refuse_transparent_huge_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(operate(args))
+}
+
+/// Keeps this process's memory in 4 KiB pages. The operator's heap is many small objects that
+/// come and go with each evaluation; where the kernel backs the allocator's arenas with 2 MiB
+/// pages (THP `always`, or `madvise` as mimalloc asks for), a page stays resident while any of it
+/// is used: at 10,000 Autoscalers that was 50–75 MiB more RSS for no CPU saved. Kernels before
+/// 3.15 do not know the call; there the pages stay as they are.
+fn refuse_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(%error, "transparent huge pages stay as the kernel sets them");
+    }
 }
 
 /// The API of `K` in one namespace, or in all.
