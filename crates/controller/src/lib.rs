@@ -3,6 +3,7 @@
 
 pub mod autoscaler;
 pub mod backoff;
+pub mod cadence;
 pub mod conditions;
 pub mod events;
 pub mod fairness;

@@ -25,6 +25,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
+use crate::cadence;
 use crate::events::{EventType, Recorder};
 use crate::fairness::Fairness;
 use crate::shard::{Ownership, Verdict};
@@ -281,7 +282,7 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
                 &failed_get_scale(&autoscaler.spec, previous, generation, &error, now),
             )
             .await?;
-            return Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)));
+            return Ok(next_evaluation(autoscaler, namespace, ctx));
         }
         Observed::Read(observation) => observation,
     };
@@ -332,7 +333,18 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
     ctx.write_status(autoscaler, previous, version, &decision.status)
         .await?;
     ctx.backoff.reset(key);
-    Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)))
+    Ok(next_evaluation(autoscaler, namespace, ctx))
+}
+
+/// Due again at this Autoscaler's own phase of its period, so that evaluations spread evenly.
+fn next_evaluation(autoscaler: &Autoscaler, namespace: &str, ctx: &Context) -> Action {
+    let period = sync_period(&autoscaler.spec, &ctx.settings);
+    Action::requeue(cadence::until_next(
+        namespace,
+        &autoscaler.name_any(),
+        period,
+        std::time::SystemTime::now(),
+    ))
 }
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
