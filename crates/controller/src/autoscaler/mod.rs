@@ -373,7 +373,7 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
 
 /// Runs the controller until `shutdown` resolves. Only spec changes (a new generation) trigger
 /// a reconcile at once; the controller's own status writes do not, and every Autoscaler is
-/// evaluated again one sync period after the last evaluation.
+/// evaluated again at its own phase of its sync period ([`cadence`]), at most one period later.
 ///
 /// `source` numbers the watch for the conflict checks ([`neighbours::Neighbours::source`]);
 /// the caller takes it before any reconcile can run, so that reconciles wait for its list.
