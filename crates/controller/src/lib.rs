@@ -3,7 +3,6 @@
 
 pub mod autoscaler;
 pub mod backoff;
-pub mod cadence;
 pub mod conditions;
 pub mod events;
 pub mod fairness;

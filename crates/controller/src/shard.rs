@@ -98,7 +98,7 @@ impl Shard {
 
 /// FNV-1a (64 bits) of `namespace/name`: stable across processes, versions and platforms,
 /// unlike the standard library's randomly seeded hasher.
-pub(crate) fn object_key(namespace: &str, name: &str) -> u64 {
+fn object_key(namespace: &str, name: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = OFFSET;

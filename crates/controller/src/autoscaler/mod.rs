@@ -25,7 +25,6 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use crate::backoff::Backoff;
-use crate::cadence;
 use crate::events::{EventType, Recorder};
 use crate::fairness::Fairness;
 use crate::shard::{Ownership, Verdict};
@@ -282,7 +281,7 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
                 &failed_get_scale(&autoscaler.spec, previous, generation, &error, now),
             )
             .await?;
-            return Ok(next_evaluation(autoscaler, namespace, ctx));
+            return Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)));
         }
         Observed::Read(observation) => observation,
     };
@@ -333,18 +332,7 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
     ctx.write_status(autoscaler, previous, version, &decision.status)
         .await?;
     ctx.backoff.reset(key);
-    Ok(next_evaluation(autoscaler, namespace, ctx))
-}
-
-/// Due again at this Autoscaler's own phase of its period, so that evaluations spread evenly.
-fn next_evaluation(autoscaler: &Autoscaler, namespace: &str, ctx: &Context) -> Action {
-    let period = sync_period(&autoscaler.spec, &ctx.settings);
-    Action::requeue(cadence::until_next(
-        namespace,
-        &autoscaler.name_any(),
-        period,
-        std::time::SystemTime::now(),
-    ))
+    Ok(Action::requeue(sync_period(&autoscaler.spec, &ctx.settings)))
 }
 
 async fn publish(ctx: &Context, autoscaler: &Autoscaler, warning: bool, reason: &str, note: &str) {
@@ -373,7 +361,7 @@ pub fn error_policy(autoscaler: Arc<Autoscaler>, error: &Error, ctx: Arc<Context
 
 /// Runs the controller until `shutdown` resolves. Only spec changes (a new generation) trigger
 /// a reconcile at once; the controller's own status writes do not, and every Autoscaler is
-/// evaluated again at its own phase of its sync period ([`cadence`]), at most one period later.
+/// evaluated again one sync period after the last evaluation.
 ///
 /// `source` numbers the watch for the conflict checks ([`neighbours::Neighbours::source`]);
 /// the caller takes it before any reconcile can run, so that reconciles wait for its list.
