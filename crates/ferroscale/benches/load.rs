@@ -8,8 +8,10 @@
 //! Per size the PodSets and their pods are created once and an idle baseline is taken with
 //! only the PodSet controller running (its rates are printed after the table). Then each
 //! controller is measured in turn:
-//! - `ferroscale`: N Autoscalers, and the operator started with `autoscaler,podset`; the
-//!   Autoscalers are deleted afterwards (its conflict checks would flag an HPA on a target).
+//! - `ferroscale`: N Autoscalers, and the operator started with `autoscaler,podset` (with
+//!   FERROSCALE_LOAD_PODSETS_APART=1, with `autoscaler` alone while a PodSet-only operator keeps
+//!   the pods, as for upstream); the Autoscalers are deleted afterwards (its conflict checks
+//!   would flag an HPA on a target).
 //! - `upstream`: N `autoscaling/v2beta2` (or v2) HorizontalPodAutoscalers with the same CPU
 //!   target and bounds, evaluated by a kube-controller-manager of its own that runs only the
 //!   HPA controller (`--kube-api-qps=200`, 15 s sync period) while a PodSet-only operator keeps
@@ -54,6 +56,9 @@
 //! - FERROSCALE_LOAD_KCM: the kube-controller-manager binary for `upstream` (default
 //!   `/opt/k8s/bin/kube-controller-manager`); its log is `load-kcm-N.log` in the target
 //!   directory.
+//! - FERROSCALE_LOAD_PODSETS_APART=1: ferroscale's measured process runs the Autoscaler
+//!   controller alone, its targets' pods kept by a PodSet-only operator beside it (as in a
+//!   cluster whose targets are Deployments, and as upstream is measured).
 //! - FERROSCALE_LOAD_PERF=1: `perf record` of the operator for 60 s of ferroscale's steady
 //!   window (`load-perf-N.data` in the target directory), its top symbols printed at the end.
 
@@ -601,6 +606,8 @@ struct Settings {
     idle: Duration,
     kcm: PathBuf,
     perf: bool,
+    /// ferroscale measured with the Autoscaler controller alone, a PodSet-only operator beside.
+    podsets_apart: bool,
 }
 
 impl Settings {
@@ -635,6 +642,7 @@ impl Settings {
             kcm: std::env::var_os("FERROSCALE_LOAD_KCM")
                 .map_or_else(|| PathBuf::from("/opt/k8s/bin/kube-controller-manager"), PathBuf::from),
             perf: std::env::var("FERROSCALE_LOAD_PERF").is_ok_and(|v| v == "1"),
+            podsets_apart: std::env::var("FERROSCALE_LOAD_PODSETS_APART").is_ok_and(|v| v == "1"),
         })
     }
 
@@ -816,20 +824,26 @@ impl Bench {
                         })
                     })
                     .await?;
-                    if let Some(running) = podset_only.take() {
+                    if !self.settings.podsets_apart
+                        && let Some(running) = podset_only.take()
+                    {
                         running.operator.stop()?;
                     }
                     let report = self.measure_ferroscale(since, n, &ns.name, &load, &idle).await?;
                     notes.extend(report);
-                    // The pods stay, kept by a PodSet-only operator, for the next controller.
-                    let running = self.start_operator(&ns.name, "podset")?;
-                    let started = Instant::now();
-                    delete_all(since, "Autoscalers", &autoscalers).await?;
-                    // Its first lists are not the next controller's to pay for.
-                    tokio::time::timeout(Duration::from_secs(600), ready_after(running.admin.clone(), started))
-                        .await
-                        .context("the PodSet-only operator was not ready within 10 minutes")?;
-                    podset_only = Some(running);
+                    if podset_only.is_none() {
+                        // The pods stay, kept by a PodSet-only operator, for the next controller.
+                        let running = self.start_operator(&ns.name, "podset")?;
+                        let started = Instant::now();
+                        delete_all(since, "Autoscalers", &autoscalers).await?;
+                        // Its first lists are not the next controller's to pay for.
+                        tokio::time::timeout(Duration::from_secs(600), ready_after(running.admin.clone(), started))
+                            .await
+                            .context("the PodSet-only operator was not ready within 10 minutes")?;
+                        podset_only = Some(running);
+                    } else {
+                        delete_all(since, "Autoscalers", &autoscalers).await?;
+                    }
                 }
                 Controller::Upstream => {
                     self.measure_upstream(since, n, &ns.name, &load, &idle).await?;
@@ -895,9 +909,14 @@ impl Bench {
         idle: &Window,
     ) -> Result<Option<String>> {
         let autoscalers: Api<Autoscaler> = Api::namespaced(self.client.clone(), namespace);
-        let running = self.start_operator(namespace, "autoscaler,podset")?;
+        let controllers = if self.settings.podsets_apart {
+            "autoscaler"
+        } else {
+            "autoscaler,podset"
+        };
+        let running = self.start_operator(namespace, controllers)?;
         let started = Instant::now();
-        progress(since, "ferroscale started with autoscaler,podset");
+        progress(since, format_args!("ferroscale started with {controllers}"));
         let ready = tokio::spawn(ready_after(running.admin.clone(), started));
         let from_start = first_pass(since, started, autoscalers, "Autoscalers", n, |a| {
             a.status.as_ref().is_some_and(|s| s.recommendations.is_some())
@@ -1606,8 +1625,13 @@ async fn main() -> Result<()> {
         bench.plane.as_ref().map_or("n/a".into(), Plane::metrics_flags),
     );
     println!(
-        "ferroscale: evaluations from its reconcile counter, evaluated within one period (+1 s) from its last-evaluation gauges (read every second; every 5 s above 1,000 Autoscalers), \
+        "ferroscale: {}; evaluations from its reconcile counter, evaluated within one period (+1 s) from its last-evaluation gauges (read every second; every 5 s above 1,000 Autoscalers), \
          and in parentheses estimated from the rate as for upstream{}.",
+        if s.podsets_apart {
+            "the Autoscaler controller alone, the pods kept by a PodSet-only operator beside it"
+        } else {
+            "one process with the Autoscaler and PodSet controllers"
+        },
         if s.perf {
             "; perf record running for a minute of its steady window"
         } else {
