@@ -641,8 +641,8 @@ impl Settings {
             idle: Duration::from_secs(env_number("FERROSCALE_LOAD_IDLE_SECONDS", 60)?),
             kcm: std::env::var_os("FERROSCALE_LOAD_KCM")
                 .map_or_else(|| PathBuf::from("/opt/k8s/bin/kube-controller-manager"), PathBuf::from),
-            perf: std::env::var("FERROSCALE_LOAD_PERF").is_ok_and(|v| v == "1"),
-            podsets_apart: std::env::var("FERROSCALE_LOAD_PODSETS_APART").is_ok_and(|v| v == "1"),
+            perf: env_flag("FERROSCALE_LOAD_PERF"),
+            podsets_apart: env_flag("FERROSCALE_LOAD_PODSETS_APART"),
         })
     }
 
@@ -831,18 +831,18 @@ impl Bench {
                     }
                     let report = self.measure_ferroscale(since, n, &ns.name, &load, &idle).await?;
                     notes.extend(report);
-                    if podset_only.is_none() {
-                        // The pods stay, kept by a PodSet-only operator, for the next controller.
-                        let running = self.start_operator(&ns.name, "podset")?;
-                        let started = Instant::now();
-                        delete_all(since, "Autoscalers", &autoscalers).await?;
+                    // The pods stay, kept by a PodSet-only operator, for the next controller.
+                    let restarted = match podset_only {
+                        Some(_) => None,
+                        None => Some((self.start_operator(&ns.name, "podset")?, Instant::now())),
+                    };
+                    delete_all(since, "Autoscalers", &autoscalers).await?;
+                    if let Some((running, started)) = restarted {
                         // Its first lists are not the next controller's to pay for.
                         tokio::time::timeout(Duration::from_secs(600), ready_after(running.admin.clone(), started))
                             .await
                             .context("the PodSet-only operator was not ready within 10 minutes")?;
                         podset_only = Some(running);
-                    } else {
-                        delete_all(since, "Autoscalers", &autoscalers).await?;
                     }
                 }
                 Controller::Upstream => {
@@ -1538,6 +1538,11 @@ fn env_number(name: &str, default: u64) -> Result<u64> {
         Ok(text) => text.trim().parse().with_context(|| format!("{name}={text:?}")),
         Err(_) => Ok(default),
     }
+}
+
+/// Whether `name` is set to `1`.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
 }
 
 /// A comma-separated list, trimmed, without empty items.
