@@ -1,7 +1,7 @@
 //! Label selectors in their string form (`app=web,tier in (a,b),!canary`), as the `scale`
 //! subresource publishes them, parsed with Kubernetes' grammar into [`kube::core::Selector`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Expression, Selector};
@@ -138,6 +138,57 @@ impl Parser<'_> {
     }
 }
 
+/// Where a [`Query`] reads a label's value: a pod's labels, however they are kept.
+pub trait Labelled {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl Labelled for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+/// A label selector, matched against any [`Labelled`] as Kubernetes matches it: without the
+/// map of its own that [`kube::core::SelectorExt::matches`] needs.
+#[derive(Debug, Clone)]
+pub struct Query(Vec<Expression>);
+
+impl Query {
+    pub fn new(selector: &Selector) -> Self {
+        Self(selector.clone().into_iter().collect())
+    }
+
+    pub fn matches(&self, labels: &impl Labelled) -> bool {
+        self.0.iter().all(|expression| match expression {
+            Expression::In(key, values) => labels.label(key).is_some_and(|v| values.contains(v)),
+            Expression::NotIn(key, values) => labels.label(key).is_none_or(|v| !values.contains(v)),
+            Expression::Equal(key, value) => labels.label(key) == Some(value.as_str()),
+            Expression::NotEqual(key, value) => labels.label(key) != Some(value.as_str()),
+            Expression::Exists(key) => labels.label(key).is_some(),
+            Expression::DoesNotExist(key) => labels.label(key).is_none(),
+        })
+    }
+
+    /// The `key=value` and `key in (...)` requirements: a pod must carry one of the values.
+    pub fn required(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
+        self.0.iter().filter_map(|expression| match expression {
+            Expression::Equal(key, value) => Some((key.as_str(), vec![value.as_str()])),
+            Expression::In(key, values) => Some((key.as_str(), values.iter().map(String::as_str).collect())),
+            _ => None,
+        })
+    }
+
+    /// A label every pod the query matches must carry (a requirement with one value), to
+    /// index the query by.
+    pub fn required_label(&self) -> Option<(&str, &str)> {
+        self.required().find_map(|(key, values)| match values[..] {
+            [value] => Some((key, value)),
+            _ => None,
+        })
+    }
+}
+
 /// The selector of the target's pods, or the event reason and condition message for why it is
 /// unusable.
 pub fn scale_selector(scale: &crate::types::Scale) -> Result<Selector, (&'static str, String)> {
@@ -171,6 +222,38 @@ mod tests {
         );
         assert!(s.matches(&labels(&[("app", "web"), ("tier", "a"), ("team", "t"), ("name", "x")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "c"), ("team", "t"), ("name", "x")])));
+    }
+
+    #[test]
+    fn queries_match_as_kubernetes_selectors_do() {
+        let maps: Vec<BTreeMap<String, String>> = [
+            &[][..],
+            &[("app", "web")],
+            &[("app", "web"), ("tier", "front")],
+            &[("app", "api"), ("tier", "back"), ("zone", "a")],
+        ]
+        .into_iter()
+        .map(labels)
+        .collect();
+        for text in [
+            "",
+            "app=web",
+            "app!=web",
+            "app in (web,api)",
+            "app notin (web)",
+            "tier",
+            "!tier",
+            "app=web,tier=front",
+            "app,zone notin (b),tier!=front",
+        ] {
+            let selector = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let query = Query::new(&selector);
+            for map in &maps {
+                assert_eq!(query.matches(map), selector.matches(map), "{text} on {map:?}");
+            }
+        }
+        let query = Query::new(&parse("tier in (a,b),app=web,zone in (z)").unwrap());
+        assert_eq!(query.required_label(), Some(("app", "web")));
     }
 
     #[test]

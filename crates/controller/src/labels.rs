@@ -1,10 +1,11 @@
 //! A cached pod's labels, kept as a sorted list of shared strings (a map of its own would cost
-//! half a kilobyte a pod even for one label), and the selectors that match them.
+//! half a kilobyte a pod even for one label), which the core's selector queries match.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::core::{Expression, Selector};
+use ferroscale_autoscaler::selector::Labelled;
+pub use ferroscale_autoscaler::selector::Query;
 
 use crate::interner::Interner;
 
@@ -48,78 +49,29 @@ impl From<&BTreeMap<String, String>> for Labels {
     }
 }
 
-/// A label selector, matched against [`Labels`] as Kubernetes matches it.
-#[derive(Debug, Clone)]
-pub struct Query(Vec<Expression>);
-
-impl Query {
-    pub fn new(selector: &Selector) -> Self {
-        Self(selector.clone().into_iter().collect())
-    }
-
-    pub fn matches(&self, labels: &Labels) -> bool {
-        self.0.iter().all(|expression| match expression {
-            Expression::In(key, values) => labels.get(key).is_some_and(|v| values.contains(v)),
-            Expression::NotIn(key, values) => labels.get(key).is_none_or(|v| !values.contains(v)),
-            Expression::Equal(key, value) => labels.get(key) == Some(value.as_str()),
-            Expression::NotEqual(key, value) => labels.get(key) != Some(value.as_str()),
-            Expression::Exists(key) => labels.get(key).is_some(),
-            Expression::DoesNotExist(key) => labels.get(key).is_none(),
-        })
-    }
-
-    /// The `key=value` and `key in (...)` requirements: a pod must carry one of the values.
-    pub fn required(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
-        self.0.iter().filter_map(|expression| match expression {
-            Expression::Equal(key, value) => Some((key.as_str(), vec![value.as_str()])),
-            Expression::In(key, values) => Some((key.as_str(), values.iter().map(String::as_str).collect())),
-            _ => None,
-        })
-    }
-
-    /// A label every pod the query matches must carry (a requirement with one value), to
-    /// index the query by.
-    pub fn required_label(&self) -> Option<(&str, &str)> {
-        self.required().find_map(|(key, values)| match values[..] {
-            [value] => Some((key, value)),
-            _ => None,
-        })
+impl Labelled for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::core::SelectorExt;
 
     #[test]
-    fn queries_match_as_kubernetes_selectors_do() {
+    fn labels_answer_queries_as_their_map_does() {
         let mut strings = Interner::default();
-        let maps: Vec<BTreeMap<String, String>> = [
-            vec![],
-            vec![("app", "web")],
-            vec![("app", "web"), ("tier", "front")],
-            vec![("app", "api"), ("tier", "back"), ("zone", "a")],
-        ]
-        .into_iter()
-        .map(|pairs| pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        .collect();
-        for text in [
-            "",
-            "app=web",
-            "app!=web",
-            "app in (web,api)",
-            "app notin (web)",
-            "tier",
-            "!tier",
-            "app=web,tier=front",
-            "app,zone notin (b),tier!=front",
-        ] {
-            let selector = ferroscale_autoscaler::selector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            let query = Query::new(&selector);
+        let maps: Vec<BTreeMap<String, String>> = [vec![], vec![("app", "web"), ("tier", "front")]]
+            .into_iter()
+            .map(|pairs| pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+            .collect();
+        for text in ["", "app=web", "tier notin (front)", "!zone"] {
+            let query =
+                Query::new(&ferroscale_autoscaler::selector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")));
             for map in &maps {
                 let labels = Labels::new(map, &mut strings);
-                assert_eq!(query.matches(&labels), selector.matches(map), "{text} on {map:?}");
+                assert_eq!(query.matches(&labels), query.matches(map), "{text} on {map:?}");
                 assert_eq!(labels.to_map(), *map);
             }
         }
