@@ -9,17 +9,19 @@ use ferroscale_api::CrossVersionObjectReference;
 use ferroscale_api::metrics_apis::{ExternalMetricValueList, MetricValueList};
 use ferroscale_api::quantity::milli_value;
 use ferroscale_autoscaler::PodSample;
-use ferroscale_autoscaler::samples::{ContainerUsage, PodUsage};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector, Time};
+use ferroscale_autoscaler::samples::PodUsage;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, LabelSelector};
 use kube::Client;
+use serde::de::DeserializeOwned;
 
 use crate::discovery::Kinds;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use crate::namespace_list::{Builder, NamespaceList};
+use crate::pod_metrics::read_list;
 
 /// Discovery answers are reused this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+/// An answer that does not parse; what it held is not repeated.
+const NOT_METRICS_JSON: &str = "the answer is not the JSON of a metrics API";
 /// A value that does not parse; the value itself is not repeated.
 const NOT_A_QUANTITY: &str = "the metrics API answered a value that is not a quantity";
 
@@ -78,10 +80,18 @@ fn describe_error(error: &kube::Error) -> String {
             }
         }
         // A decoding error quotes the value it choked on.
-        kube::Error::SerdeError(_) => "the answer is not the JSON of a metrics API".into(),
+        kube::Error::SerdeError(_) => NOT_METRICS_JSON.into(),
         // The others are the transport's own (connection refused, TLS, timeouts).
         other => other.to_string(),
     }
+}
+
+const POD_METRICS_FAILED: &str = "unable to fetch metrics from resource metrics API";
+
+/// A PodMetrics list that does not parse. The parser's error quotes what it choked on; the
+/// answer is not repeated.
+fn not_pod_metrics(_: serde_json::Error) -> String {
+    format!("{POD_METRICS_FAILED}: {NOT_METRICS_JSON}")
 }
 
 /// Reads the three metrics APIs through the operator's Kubernetes client.
@@ -122,28 +132,45 @@ impl MetricsApis {
         }
     }
 
-    /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource
-    /// metrics API` on failure, as the HPA says).
-    pub async fn pod_metrics(&self, namespace: &str, selector: &str) -> Result<Vec<PodUsage>, String> {
-        Ok(self
-            .pod_metrics_list(namespace, selector)
-            .await?
-            .into_iter()
-            .map(|listed| listed.usage)
-            .collect())
+    /// The body of a GET, as text.
+    async fn get_text(&self, path: &str) -> Result<String, String> {
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| format!("invalid request {path}: {e}"))?;
+        match tokio::time::timeout(self.timeout, self.client.request_text(request)).await {
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(error)) => Err(describe_error(&error)),
+        }
     }
 
-    /// The PodMetrics list itself, labels included (metrics-server copies each pod's labels).
-    pub async fn pod_metrics_list(&self, namespace: &str, selector: &str) -> Result<Vec<ListedPodMetrics>, String> {
+    /// The PodMetrics list of the pods matching `selector`, as text.
+    async fn pod_metrics_body(&self, namespace: &str, selector: &str) -> Result<String, String> {
         let path = format!(
             "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
             query(&[("labelSelector", selector)])
         );
-        let list: Items<ListedPodMetrics> = self
-            .get(&path)
+        self.get_text(&path)
             .await
-            .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
-        Ok(list.items)
+            .map_err(|e| format!("{POD_METRICS_FAILED}: {e}"))
+    }
+
+    /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource
+    /// metrics API` on failure, as the HPA says).
+    pub async fn pod_metrics(&self, namespace: &str, selector: &str) -> Result<Vec<PodUsage>, String> {
+        let body = self.pod_metrics_body(namespace, selector).await?;
+        let mut pods = Vec::new();
+        read_list(&body, |item| pods.push(item.usage())).map_err(not_pod_metrics)?;
+        Ok(pods)
+    }
+
+    /// Every PodMetrics of a namespace, indexed by label (metrics-server copies each pod's
+    /// labels), parsed straight into the index.
+    pub async fn namespace_pod_metrics(&self, namespace: &str) -> Result<NamespaceList, String> {
+        let body = self.pod_metrics_body(namespace, "").await?;
+        let mut builder = Builder::default();
+        read_list(&body, |item| builder.push(item)).map_err(not_pod_metrics)?;
+        builder.finish()
     }
 
     /// The served custom metrics version: v1beta2 when available.
@@ -281,106 +308,6 @@ impl MetricsApis {
     }
 }
 
-/// The items of a list response, and nothing else of it.
-#[derive(Deserialize)]
-struct Items<T> {
-    #[serde(default = "Vec::new")]
-    items: Vec<T>,
-}
-
-/// One PodMetrics as ferroscale keeps it: the pod's labels and its usage. Parsed straight from
-/// the response, skipping the rest of the object: a namespace's list holds thousands, and a
-/// whole `ObjectMeta` with a map per label set and per container costs several times this.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListedPodMetrics {
-    /// Sorted by key.
-    pub labels: Vec<(String, String)>,
-    pub usage: PodUsage,
-}
-
-impl<'de> Deserialize<'de> for ListedPodMetrics {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize, Default)]
-        struct Metadata {
-            #[serde(default)]
-            name: Option<String>,
-            #[serde(default)]
-            labels: Option<Pairs<String>>,
-        }
-        #[derive(Deserialize)]
-        struct Container {
-            name: String,
-            #[serde(default)]
-            usage: Option<Pairs<Quantity>>,
-        }
-        #[derive(Deserialize)]
-        struct Raw {
-            #[serde(default)]
-            metadata: Metadata,
-            timestamp: Time,
-            #[serde(default)]
-            window: Option<String>,
-            #[serde(default)]
-            containers: Option<Vec<Container>>,
-        }
-        let raw = Raw::deserialize(deserializer)?;
-        let window = raw
-            .window
-            .as_deref()
-            .and_then(|w| ferroscale_api::duration::parse(w).ok())
-            .unwrap_or(Duration::ZERO);
-        let containers = raw
-            .containers
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| ContainerUsage {
-                name: c.name,
-                usage: c
-                    .usage
-                    .map(|u| u.0)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(resource, q)| milli_value(&q.0).ok().map(|v| (resource, v)))
-                    .collect(),
-            })
-            .collect();
-        let mut labels = raw.metadata.labels.map(|l| l.0).unwrap_or_default();
-        labels.sort_unstable();
-        Ok(Self {
-            labels,
-            usage: PodUsage {
-                pod: raw.metadata.name.unwrap_or_default(),
-                timestamp: raw.timestamp.0,
-                window,
-                containers,
-            },
-        })
-    }
-}
-
-/// A JSON object read as its key-value pairs, without a map of its own.
-struct Pairs<V>(Vec<(String, V)>);
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
-            type Value = Pairs<V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Pairs<V>, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-                while let Some(pair) = map.next_entry()? {
-                    pairs.push(pair);
-                }
-                Ok(Pairs(pairs))
-            }
-        }
-        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,50 +320,5 @@ mod tests {
             "?labelSelector=app%3Dweb"
         );
         assert_eq!(query(&[("labelSelector", "")]), "");
-    }
-
-    #[test]
-    fn a_pod_metrics_item_keeps_its_labels_and_usage_and_nothing_else() {
-        let listed: ListedPodMetrics = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "creationTimestamp": "2026-12-03T09:00:00Z",
-                         "labels": {"tier": "front", "app": "web"}, "annotations": {"a": "b"}},
-            "timestamp": "2026-12-03T10:00:00Z", "window": "15s",
-            "containers": [
-                {"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}},
-                {"name": "sidecar", "usage": {"cpu": "not a quantity"}},
-                {"name": "idle", "usage": null}
-            ]
-        }))
-        .unwrap();
-        assert_eq!(
-            listed.labels,
-            [("app".into(), "web".into()), ("tier".into(), "front".into())]
-        );
-        let usage = listed.usage;
-        assert_eq!(usage.pod, "web-1");
-        assert_eq!(usage.timestamp.to_string(), "2026-12-03T10:00:00Z");
-        assert_eq!(usage.window, Duration::from_secs(15));
-        let containers: Vec<(&str, Vec<(&str, i64)>)> = usage
-            .containers
-            .iter()
-            .map(|c| (c.name.as_str(), c.usage.iter().map(|(r, v)| (r.as_str(), *v)).collect()))
-            .collect();
-        assert_eq!(
-            containers,
-            [
-                ("app", vec![("cpu", 250), ("memory", 64 * 1024 * 1024 * 1000)]),
-                ("sidecar", vec![]),
-                ("idle", vec![])
-            ]
-        );
-        // No labels, no window, no containers: an empty pod rather than an error.
-        let bare: ListedPodMetrics = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "bare", "labels": null}, "timestamp": "2026-12-03T10:00:00Z"
-        }))
-        .unwrap();
-        assert!(bare.labels.is_empty() && bare.usage.containers.is_empty());
-        assert_eq!(bare.usage.window, Duration::ZERO);
-        // A timestamp is required, as before.
-        assert!(serde_json::from_value::<ListedPodMetrics>(serde_json::json!({"metadata": {"name": "x"}})).is_err());
     }
 }

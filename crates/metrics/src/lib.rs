@@ -4,6 +4,8 @@
 pub mod destinations;
 pub mod discovery;
 pub mod kubernetes;
+pub mod namespace_list;
+pub mod pod_metrics;
 pub mod prometheus;
 pub mod shared;
 

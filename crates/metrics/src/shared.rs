@@ -12,17 +12,17 @@
 //! per-Autoscaler reads cost a request each plus the pods they select, and namespace reads cost
 //! a request plus the namespace's pods, up to once per `max_age`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferroscale_autoscaler::samples::PodUsage;
-use kube::core::{Expression, SelectorExt};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::kubernetes::{ListedPodMetrics, MetricsApis};
+use crate::kubernetes::MetricsApis;
+use crate::namespace_list::NamespaceList;
 
 /// How PodMetrics are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,80 +39,6 @@ pub enum PodMetricsRead {
 /// TLS, a response of its own), in pods listed. A rough estimate, not a measurement: the load
 /// benchmark compares the two ways only at their extremes.
 pub const REQUEST_COST_IN_PODS: usize = 50;
-
-/// A namespace's PodMetrics: each pod's usage, with the pods grouped by their labels (the pods
-/// of one workload share theirs), and the groups indexed by label so that a selector looks at
-/// the groups that carry its `key=value` (or `key in (...)`) rather than at every pod.
-#[derive(Debug, Default)]
-struct NamespaceList {
-    pods: Vec<PodUsage>,
-    /// Each distinct label set, with the indexes of its pods in `pods`.
-    groups: Vec<(BTreeMap<String, String>, Vec<u32>)>,
-    /// The indexes in `groups` of the groups carrying a label.
-    by_label: HashMap<(String, String), Vec<u32>>,
-}
-
-impl NamespaceList {
-    fn new(items: Vec<ListedPodMetrics>) -> Self {
-        let mut list = Self {
-            pods: Vec::with_capacity(items.len()),
-            ..Self::default()
-        };
-        let mut group_of: HashMap<Vec<(String, String)>, u32> = HashMap::new();
-        for ListedPodMetrics { labels, usage } in items {
-            let pod = index(list.pods.len());
-            list.pods.push(usage);
-            if let Some(group) = group_of.get(&labels) {
-                list.groups[*group as usize].1.push(pod);
-                continue;
-            }
-            let group = index(list.groups.len());
-            for label in &labels {
-                list.by_label.entry(label.clone()).or_default().push(group);
-            }
-            list.groups.push((labels.iter().cloned().collect(), vec![pod]));
-            group_of.insert(labels, group);
-        }
-        list
-    }
-
-    /// The usage of the pods whose labels `selector` matches, as metrics-server selects them.
-    fn select(&self, selector: &str) -> Result<Vec<PodUsage>, String> {
-        let selector = ferroscale_autoscaler::selector::parse(selector)
-            .map_err(|e| format!("unable to fetch metrics from resource metrics API: {e}"))?;
-        // The groups one requirement with values allows, when there is one: an index lookup.
-        let candidates: Option<Vec<u32>> = selector.clone().into_iter().find_map(|expression| {
-            let (key, values): (String, Vec<String>) = match expression {
-                Expression::Equal(key, value) => (key, vec![value]),
-                Expression::In(key, values) => (key, values.into_iter().collect()),
-                _ => return None,
-            };
-            Some(
-                values
-                    .into_iter()
-                    .filter_map(|value| self.by_label.get(&(key.clone(), value)))
-                    .flatten()
-                    .copied()
-                    .collect(),
-            )
-        });
-        let candidates = candidates.unwrap_or_else(|| (0..index(self.groups.len())).collect());
-        // In the list's order, as metrics-server answered.
-        let mut picked: Vec<u32> = candidates
-            .into_iter()
-            .map(|group| &self.groups[group as usize])
-            .filter(|(labels, _)| selector.matches(labels))
-            .flat_map(|(_, pods)| pods.iter().copied())
-            .collect();
-        picked.sort_unstable();
-        Ok(picked.into_iter().map(|i| self.pods[i as usize].clone()).collect())
-    }
-}
-
-/// A position in a list; a namespace holds far fewer than 2^32 pods.
-fn index(position: usize) -> u32 {
-    u32::try_from(position).unwrap_or(u32::MAX)
-}
 
 type Listed = Arc<Result<NamespaceList, String>>;
 
@@ -247,13 +173,13 @@ impl SharedPodMetrics {
                 let listed = list
                     .get_or_init(|| async {
                         self.counters.namespace.inc();
-                        Arc::new(apis.pod_metrics_list(namespace, "").await.map(NamespaceList::new))
+                        Arc::new(apis.namespace_pod_metrics(namespace).await)
                     })
                     .await
                     .clone();
                 let list = listed.as_ref().as_ref().map_err(Clone::clone)?;
                 if let Some(n) = self.namespaces().by_name.get_mut(namespace) {
-                    n.pods = Some(list.pods.len());
+                    n.pods = Some(list.len());
                 }
                 list.select(selector)?
             }
@@ -334,31 +260,5 @@ mod tests {
         drop(apis);
         let paths = server.await.unwrap();
         assert_eq!(paths, ["/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"]);
-    }
-
-    #[test]
-    fn a_selector_picks_its_pods_out_of_the_namespace_list() {
-        let item = |name: &str, app: &str, tier: &str| -> ListedPodMetrics {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "labels": {"app": app, "tier": tier}},
-                "timestamp": "2026-12-03T10:00:00Z", "window": "15s",
-                "containers": [{"name": "c", "usage": {"cpu": "50m"}}]
-            }))
-            .unwrap()
-        };
-        let list = NamespaceList::new(vec![
-            item("a-1", "a", "web"),
-            item("b-1", "b", "web"),
-            item("a-2", "a", "db"),
-        ]);
-        let picked =
-            |selector: &str| -> Vec<String> { list.select(selector).unwrap().into_iter().map(|u| u.pod).collect() };
-        assert_eq!(picked("app=a"), ["a-1", "a-2"]);
-        assert_eq!(picked("app=a,tier=db"), ["a-2"]);
-        assert_eq!(picked("app in (a,b),app!=a"), ["b-1"]);
-        assert_eq!(picked("tier!=web"), ["a-2"]);
-        assert_eq!(picked("app=c"), Vec::<String>::new());
-        assert_eq!(picked(""), ["a-1", "b-1", "a-2"]);
-        assert!(list.select("app in (").unwrap_err().contains("resource metrics API"));
     }
 }
