@@ -102,7 +102,9 @@ fn scaler_of(
 #[derive(Debug, Default)]
 struct Scalers {
     by_uid: HashMap<String, Scaler>,
-    by_target: HashMap<TargetKey, BTreeSet<String>>,
+    /// Nearly always one uid a target: a list, not a set (an empty `BTreeSet` is free, but
+    /// one of a single uid allocates a node for eleven).
+    by_target: HashMap<TargetKey, Vec<String>>,
     /// The uids each relisting watch has listed so far.
     relisting: HashMap<usize, HashSet<String>>,
 }
@@ -112,7 +114,7 @@ impl Scalers {
         if let Some(old) = self.by_uid.remove(uid)
             && let Some(uids) = self.by_target.get_mut(&old.target)
         {
-            uids.remove(uid);
+            uids.retain(|u| u != uid);
             if uids.is_empty() {
                 self.by_target.remove(&old.target);
             }
@@ -124,7 +126,7 @@ impl Scalers {
         self.by_target
             .entry(scaler.target.clone())
             .or_default()
-            .insert(uid.clone());
+            .push(uid.clone());
         self.by_uid.insert(uid, scaler);
     }
 
@@ -197,7 +199,8 @@ struct Remembered {
 struct Selectors {
     by_uid: HashMap<String, Remembered>,
     /// namespace → label key → value → uids.
-    by_label: HashMap<String, HashMap<String, HashMap<String, HashSet<String>>>>,
+    /// namespace → label key → value → uids (a list: nearly always one).
+    by_label: HashMap<String, HashMap<String, HashMap<String, Vec<String>>>>,
     /// namespace → uids of selectors with no required label.
     unkeyed: HashMap<String, HashSet<String>>,
 }
@@ -207,13 +210,13 @@ impl Selectors {
         let Some(old) = self.by_uid.remove(uid) else { return };
         match &old.key {
             Some((k, v)) => {
-                if let Some(uids) = self
-                    .by_label
-                    .get_mut(&old.namespace)
-                    .and_then(|keys| keys.get_mut(k))
-                    .and_then(|values| values.get_mut(v))
+                if let Some(values) = self.by_label.get_mut(&old.namespace).and_then(|keys| keys.get_mut(k))
+                    && let Some(uids) = values.get_mut(v)
                 {
-                    uids.remove(uid);
+                    uids.retain(|u| u != uid);
+                    if uids.is_empty() {
+                        values.remove(v);
+                    }
                 }
             }
             None => {
@@ -236,7 +239,7 @@ impl Selectors {
                     .or_default()
                     .entry(v.clone())
                     .or_default()
-                    .insert(uid.clone());
+                    .push(uid.clone());
             }
             None => {
                 self.unkeyed.entry(namespace).or_default().insert(uid.clone());
