@@ -298,16 +298,37 @@ fn the_chart_installs_the_crds_each_cluster_version_takes() {
     assert!(none.iter().all(|d| d["kind"] != "CustomResourceDefinition"));
 }
 
+/// The metric families the operator exports: those its telemetry registers, as a scrape names
+/// them once each labelled family has a sample (an empty one is not written out).
+fn exported_families() -> Vec<String> {
+    use ferroscale_controller::telemetry::{Direction, DirectionLabels, Telemetry};
+    let mut registry = prometheus_client::registry::Registry::default();
+    let telemetry = Telemetry::new(&mut registry);
+    drop(telemetry.reconcile_timer("autoscaler"));
+    telemetry.reconcile_failed("autoscaler", "metrics");
+    telemetry.metric_fetched(
+        ferroscale_api::MetricSourceType::Resource,
+        std::time::Duration::from_millis(1),
+        false,
+    );
+    telemetry
+        .scale_actions
+        .get_or_create(&DirectionLabels {
+            direction: Direction::Up,
+        })
+        .inc();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .map(String::from)
+        .collect()
+}
+
 /// The `ferroscale_*` series a query names that the operator does not export (counters are
-/// exported as `_total`, histograms as `_bucket`, `_sum` and `_count`), given what
-/// crates/controller/src/telemetry.rs registers.
-fn unknown_series(expr: &str, telemetry_source: &str) -> Vec<String> {
-    let registered: Vec<String> = telemetry_source
-        .split("r.register(")
-        .skip(1)
-        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
-        .map(|name| format!("ferroscale_{name}"))
-        .collect();
+/// exported as `_total`, histograms as `_bucket`, `_sum` and `_count`), given the `registered`
+/// families.
+fn unknown_series(expr: &str, registered: &[String]) -> Vec<String> {
     let mut unknown = Vec::new();
     let mut rest = expr;
     while let Some(at) = rest.find("ferroscale_") {
@@ -332,7 +353,11 @@ fn unknown_series(expr: &str, telemetry_source: &str) -> Vec<String> {
 fn the_dashboard_configmap_carries_the_dashboard_whose_queries_name_exported_series() {
     let Some(helm) = helm() else { return };
     let file = std::fs::read_to_string(chart().join("dashboards/ferroscale.json")).unwrap();
-    let telemetry = std::fs::read_to_string(chart().join("../../crates/controller/src/telemetry.rs")).unwrap();
+    let registered = exported_families();
+    assert!(
+        registered.contains(&"ferroscale_autoscaler_current_replicas".to_string()),
+        "{registered:?}"
+    );
     assert!(
         render(&helm, &[]).iter().all(|d| d["kind"] != "ConfigMap"),
         "the dashboard is off by default"
@@ -361,7 +386,7 @@ fn the_dashboard_configmap_carries_the_dashboard_whose_queries_name_exported_ser
             let expr = target["expr"].as_str().unwrap();
             assert!(expr.contains("ferroscale_"), "{expr}");
             assert_eq!(
-                unknown_series(expr, &telemetry),
+                unknown_series(expr, &registered),
                 Vec::<String>::new(),
                 "in panel {}",
                 panel["title"]
@@ -369,7 +394,7 @@ fn the_dashboard_configmap_carries_the_dashboard_whose_queries_name_exported_ser
         }
     }
     assert_eq!(
-        unknown_series("rate(ferroscale_reconcile_total[1m])", &telemetry),
+        unknown_series("rate(ferroscale_reconcile_total[1m])", &registered),
         ["ferroscale_reconcile_total"],
         "the check sees a misspelt series"
     );

@@ -2,6 +2,7 @@
 //! would, [`podset`] keeps PodSets' pods running.
 
 pub mod autoscaler;
+pub mod autoscaler_gauges;
 pub mod backoff;
 pub mod conditions;
 pub mod events;

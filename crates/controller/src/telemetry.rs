@@ -1,9 +1,9 @@
 //! The operator's own metrics (prometheus-client, served as OpenMetrics on /metrics). Labels
 //! are bounded: controller names, error categories, directions and metric source types, plus
 //! the namespace and name of each Autoscaler for its state gauges (as kube-state-metrics labels
-//! HPAs).
+//! HPAs), which [`AutoscalerGauges`] keeps.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroscale_api::{Autoscaler, MetricSourceType, MetricSpec};
@@ -14,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::autoscaler_gauges::{AutoscalerGauges, MetricReading, Reading};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -42,23 +44,6 @@ pub struct SourceLabels {
     pub source: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AutoscalerLabels {
-    pub namespace: String,
-    pub autoscaler: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MetricLabels {
-    pub namespace: String,
-    pub autoscaler: String,
-    /// The metric's name (resource name, metric name or `query`), bounded by the spec.
-    pub metric_name: String,
-    pub metric_target_type: &'static str,
-}
-
-type FloatGauge = Gauge<f64, AtomicU64>;
-
 /// Every metric the operator exports.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -68,13 +53,8 @@ pub struct Telemetry {
     pub scale_actions: Family<DirectionLabels, Counter>,
     pub metric_fetch_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
     pub metric_fetch_errors: Family<SourceLabels, Counter>,
-    pub current_replicas: Family<AutoscalerLabels, Gauge>,
-    pub desired_replicas: Family<AutoscalerLabels, Gauge>,
-    pub min_replicas: Family<AutoscalerLabels, Gauge>,
-    pub max_replicas: Family<AutoscalerLabels, Gauge>,
-    pub last_evaluation: Family<AutoscalerLabels, Gauge>,
-    pub metric_value: Family<MetricLabels, FloatGauge>,
-    pub metric_target: Family<MetricLabels, FloatGauge>,
+    /// Each Autoscaler's state: replicas, bounds, last evaluation, metrics' values and targets.
+    pub autoscalers: Arc<AutoscalerGauges>,
     /// 1 while this replica's controllers act (always, without leader election).
     pub acting: Gauge,
     /// The shard count of this replica's configuration, and its shard index.
@@ -121,33 +101,7 @@ impl Telemetry {
             "Metric reads that failed, by source type",
             t.metric_fetch_errors.clone(),
         );
-        r.register(
-            "autoscaler_current_replicas",
-            "The target's replica count when last evaluated",
-            t.current_replicas.clone(),
-        );
-        r.register(
-            "autoscaler_desired_replicas",
-            "The replica count the Autoscaler decided on",
-            t.desired_replicas.clone(),
-        );
-        r.register("autoscaler_min_replicas", "spec.minReplicas", t.min_replicas.clone());
-        r.register("autoscaler_max_replicas", "spec.maxReplicas", t.max_replicas.clone());
-        r.register(
-            "autoscaler_last_evaluation_timestamp_seconds",
-            "When the Autoscaler was last evaluated (Unix time); status changes only when the decision does",
-            t.last_evaluation.clone(),
-        );
-        r.register(
-            "autoscaler_metric_value",
-            "Each metric's current value, in the form of its target",
-            t.metric_value.clone(),
-        );
-        r.register(
-            "autoscaler_metric_target",
-            "Each metric's target value",
-            t.metric_target.clone(),
-        );
+        r.register_collector(Box::new(t.autoscalers.clone()));
         r.register(
             "acting",
             "1 while this replica's controllers act: it leads, or runs without leader election",
@@ -190,13 +144,7 @@ impl Telemetry {
             scale_actions: Family::default(),
             metric_fetch_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             metric_fetch_errors: Family::default(),
-            current_replicas: Family::default(),
-            desired_replicas: Family::default(),
-            min_replicas: Family::default(),
-            max_replicas: Family::default(),
-            last_evaluation: Family::default(),
-            metric_value: Family::default(),
-            metric_target: Family::default(),
+            autoscalers: Arc::default(),
             acting: Gauge::default(),
             shards: Gauge::default(),
             shard_index: Gauge::default(),
@@ -243,87 +191,46 @@ impl Telemetry {
             };
             self.scale_actions.get_or_create(&DirectionLabels { direction }).inc();
         }
-        let labels = autoscaler_labels(autoscaler);
-        self.current_replicas
-            .get_or_create(&labels)
-            .set(i64::from(decision.current_replicas));
-        self.desired_replicas
-            .get_or_create(&labels)
-            .set(i64::from(decision.desired_replicas));
-        self.min_replicas
-            .get_or_create(&labels)
-            .set(i64::from(autoscaler.spec.min_replicas_or_default()));
-        self.max_replicas
-            .get_or_create(&labels)
-            .set(i64::from(autoscaler.spec.max_replicas));
-        self.last_evaluation.get_or_create(&labels).set(now.as_second());
-        for (spec, outcome) in metrics.iter().zip(&decision.metrics) {
-            let Some((name, target_type, target)) = target_of(spec) else {
-                continue;
-            };
-            let metric = MetricLabels {
-                namespace: labels.namespace.clone(),
-                autoscaler: labels.autoscaler.clone(),
-                metric_name: name,
-                metric_target_type: target_type,
-            };
-            if let Some(target) = target {
-                self.metric_target.get_or_create(&metric).set(target);
-            }
-            match outcome.proposal.as_ref() {
-                Some(p) => {
-                    let value = match (target_type, p.utilization) {
+        let reading = Reading {
+            integers: [
+                i64::from(decision.current_replicas),
+                i64::from(decision.desired_replicas),
+                i64::from(autoscaler.spec.min_replicas_or_default()),
+                i64::from(autoscaler.spec.max_replicas),
+                now.as_second(),
+            ],
+            metrics: metrics
+                .iter()
+                .zip(&decision.metrics)
+                .filter_map(|(spec, outcome)| {
+                    let (name, target_type, target) = target_of(spec)?;
+                    let value = outcome.proposal.as_ref().map(|p| match (target_type, p.utilization) {
                         ("utilization", Some(u)) => f64::from(u),
                         _ => p.value as f64 / 1000.0,
-                    };
-                    self.metric_value.get_or_create(&metric).set(value);
-                }
-                None => {
-                    self.metric_value.remove(&metric);
-                }
-            }
-        }
-    }
-
-    /// The gauges labelled by Autoscaler alone.
-    fn autoscaler_gauges(&self) -> [&Family<AutoscalerLabels, Gauge>; 5] {
-        [
-            &self.current_replicas,
-            &self.desired_replicas,
-            &self.min_replicas,
-            &self.max_replicas,
-            &self.last_evaluation,
-        ]
+                    });
+                    Some(MetricReading {
+                        name,
+                        target_type,
+                        target,
+                        value,
+                    })
+                })
+                .collect(),
+        };
+        let (namespace, name) = names(autoscaler);
+        self.autoscalers.record(namespace, name, &reading);
     }
 
     /// Drops every Autoscaler's gauges, when this replica stops acting: they would go stale.
     pub fn forget_all(&self) {
-        for family in self.autoscaler_gauges() {
-            family.clear();
-        }
-        self.metric_value.clear();
-        self.metric_target.clear();
+        self.autoscalers.clear();
         self.owned.set(0);
     }
 
     /// Drops the gauges of a deleted Autoscaler.
-    pub fn forget(&self, autoscaler: &Autoscaler, metrics: &[MetricSpec]) {
-        let labels = autoscaler_labels(autoscaler);
-        for family in self.autoscaler_gauges() {
-            family.remove(&labels);
-        }
-        for spec in metrics {
-            if let Some((name, target_type, _)) = target_of(spec) {
-                let metric = MetricLabels {
-                    namespace: labels.namespace.clone(),
-                    autoscaler: labels.autoscaler.clone(),
-                    metric_name: name,
-                    metric_target_type: target_type,
-                };
-                self.metric_value.remove(&metric);
-                self.metric_target.remove(&metric);
-            }
-        }
+    pub fn forget(&self, autoscaler: &Autoscaler) {
+        let (namespace, name) = names(autoscaler);
+        self.autoscalers.remove(namespace, name);
     }
 }
 
@@ -346,11 +253,11 @@ impl Drop for ReconcileTimer<'_> {
     }
 }
 
-fn autoscaler_labels(a: &Autoscaler) -> AutoscalerLabels {
-    AutoscalerLabels {
-        namespace: a.metadata.namespace.clone().unwrap_or_default(),
-        autoscaler: a.metadata.name.clone().unwrap_or_default(),
-    }
+fn names(a: &Autoscaler) -> (&str, &str) {
+    (
+        a.metadata.namespace.as_deref().unwrap_or_default(),
+        a.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 pub fn source_label(source: MetricSourceType) -> &'static str {
@@ -426,13 +333,16 @@ mod tests {
 
         let mut registry = Registry::default();
         let t = Telemetry::new(&mut registry);
-        let labels = MetricLabels {
-            namespace: "ns".into(),
-            autoscaler: "web".into(),
-            metric_name: name,
-            metric_target_type: target_type,
+        let reading = Reading {
+            integers: [1, 1, 1, 1, 0],
+            metrics: vec![MetricReading {
+                name,
+                target_type,
+                target,
+                value: None,
+            }],
         };
-        t.metric_target.get_or_create(&labels).set(1.0);
+        t.autoscalers.record("ns", "web", &reading);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(text.contains(r#"metric_name="sum(x{job=\"a\\b\"})\n","#), "{text}");

@@ -196,11 +196,11 @@ async fn scales_the_target_through_its_scale_subresource() {
     let ctx = context(client, FakeMetrics(Ok(vec![900, 900, 900])));
     let before = jiff::Timestamp::now().as_second();
     let action = reconcile(Arc::new(autoscaler("web", 1)), ctx.clone()).await.unwrap();
-    let labels = ferroscale_controller::telemetry::AutoscalerLabels {
-        namespace: "ns".into(),
-        autoscaler: "web".into(),
-    };
-    let evaluated = ctx.telemetry.last_evaluation.get_or_create(&labels).get();
+    let evaluated = ctx
+        .telemetry
+        .autoscalers
+        .last_evaluation("ns", "web")
+        .unwrap_or_default();
     assert!(evaluated >= before && evaluated <= jiff::Timestamp::now().as_second());
     assert_eq!(
         action,

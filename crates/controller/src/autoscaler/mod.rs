@@ -14,7 +14,7 @@ use ferroscale_autoscaler::compiled::Compiled;
 use ferroscale_autoscaler::history::Remembered;
 use ferroscale_autoscaler::settings::sync_period;
 use ferroscale_autoscaler::status::failed_get_scale;
-use ferroscale_autoscaler::{Decision, Settings, decide, effective_metrics};
+use ferroscale_autoscaler::{Decision, Settings, decide};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, PatchParams};
@@ -133,7 +133,7 @@ impl Context {
         let Some(uid) = autoscaler.uid() else { return };
         let mut memory = self.memory();
         if memory.remove(&uid).is_some() {
-            self.telemetry.forget(autoscaler, &effective_metrics(&autoscaler.spec));
+            self.telemetry.forget(autoscaler);
         }
         self.telemetry
             .owned
@@ -382,7 +382,7 @@ pub async fn run(
             forget.readers.neighbours.autoscaler_event(source, event);
             // A deleted Autoscaler is never reconciled again: drop its gauges here.
             if let watcher::Event::Delete(a) = event {
-                telemetry.forget(a, &effective_metrics(&a.spec));
+                telemetry.forget(a);
                 forget.let_go(a);
             }
         })
