@@ -99,6 +99,18 @@ struct Written {
 }
 
 impl Memory {
+    /// Forgets the written status once the cache shows a version other than the one it was
+    /// computed from: the cache then holds what was written.
+    fn catch_up(&mut self, autoscaler: &Autoscaler) {
+        if self
+            .written
+            .as_ref()
+            .is_some_and(|w| autoscaler.metadata.resource_version.as_ref() != Some(&w.read))
+        {
+            self.written = None;
+        }
+    }
+
     /// The status to decide from, and the resourceVersion a write of the next status is
     /// conditional on: the one last written while the cache lags behind it.
     fn status<'a>(&'a self, autoscaler: &'a Autoscaler) -> (Option<&'a AutoscalerStatus>, Option<&'a str>) {
@@ -125,6 +137,17 @@ impl std::fmt::Debug for Context {
 impl Context {
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
         self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the written status of an Autoscaler the watch has just delivered, if that holds
+    /// the write: as it arrives, not at the next evaluation a period later. After a start every
+    /// Autoscaler writes its first status at once, and all the copies were held together.
+    fn cache_caught_up(&self, autoscaler: &Autoscaler) {
+        if let Some(uid) = autoscaler.metadata.uid.as_ref()
+            && let Some(memory) = self.memory().get_mut(uid)
+        {
+            memory.catch_up(autoscaler);
+        }
     }
 
     /// Forgets an Autoscaler this replica no longer evaluates (deleted, or now another shard's),
@@ -231,14 +254,8 @@ async fn evaluate(autoscaler: &Autoscaler, ctx: &Context, namespace: &str, key: 
                 .set(i64::try_from(all.len() + 1).unwrap_or(i64::MAX));
         }
         let memory = all.entry(uid.clone()).or_default();
-        // Once the cache shows a newer version, it holds what was written: forget the copy.
-        if memory
-            .written
-            .as_ref()
-            .is_some_and(|w| autoscaler.metadata.resource_version.as_ref() != Some(&w.read))
-        {
-            memory.written = None;
-        }
+        // Where the watch delivered the write before it was remembered.
+        memory.catch_up(autoscaler);
         let compiled = match (&memory.compiled, generation) {
             (Some((parsed, compiled)), Some(generation)) if *parsed == generation => compiled.clone(),
             _ => {
@@ -380,10 +397,14 @@ pub async fn run(
         .reflect(writer)
         .inspect_ok(move |event| {
             forget.readers.neighbours.autoscaler_event(source, event);
-            // A deleted Autoscaler is never reconciled again: drop its gauges here.
-            if let watcher::Event::Delete(a) = event {
-                telemetry.forget(a);
-                forget.let_go(a);
+            match event {
+                watcher::Event::Apply(a) | watcher::Event::InitApply(a) => forget.cache_caught_up(a),
+                // A deleted Autoscaler is never reconciled again: drop its gauges here.
+                watcher::Event::Delete(a) => {
+                    telemetry.forget(a);
+                    forget.let_go(a);
+                }
+                watcher::Event::Init | watcher::Event::InitDone => {}
             }
         })
         .applied_objects()
@@ -399,4 +420,42 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_status_is_kept_until_the_cache_shows_another_version() {
+        let at = |version: &str| {
+            let mut autoscaler: Autoscaler = serde_json::from_value(serde_json::json!({
+                "apiVersion": "ferroscale.dev/v1alpha1", "kind": "Autoscaler",
+                "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "resourceVersion": version},
+                "spec": {"scaleTargetRef": {"kind": "PodSet", "name": "web"}, "maxReplicas": 3}
+            }))
+            .unwrap_or_else(|e| panic!("{e}"));
+            autoscaler.metadata.resource_version = Some(version.into());
+            autoscaler
+        };
+        let written = AutoscalerStatus {
+            desired_replicas: 2,
+            ..AutoscalerStatus::default()
+        };
+        let mut memory = Memory {
+            written: Some(Box::new(Written {
+                read: "7".into(),
+                status: written.clone(),
+                version: Some("8".into()),
+            })),
+            ..Memory::default()
+        };
+        let stale = at("7");
+        memory.catch_up(&stale);
+        assert_eq!(memory.status(&stale), (Some(&written), Some("8")), "the cache lags");
+        let newer = at("8");
+        memory.catch_up(&newer);
+        assert!(memory.written.is_none(), "the cache holds the write");
+        assert_eq!(memory.status(&newer), (None, Some("8")));
+    }
 }
