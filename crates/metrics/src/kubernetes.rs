@@ -79,7 +79,7 @@ fn describe_error(error: &kube::Error) -> String {
                 format!("the server answered {}", status.code)
             }
         }
-        // A decoding error quotes the value it choked on.
+        // A decoding error would quote the value it choked on.
         kube::Error::SerdeError(_) => NOT_METRICS_JSON.into(),
         // The others are the transport's own (connection refused, TLS, timeouts).
         other => other.to_string(),
@@ -121,17 +121,6 @@ impl MetricsApis {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
-        let request = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| format!("invalid request {path}: {e}"))?;
-        match tokio::time::timeout(self.timeout, self.client.request::<T>(request)).await {
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(describe_error(&error)),
-        }
-    }
-
     /// The body of a GET, as text.
     async fn get_text(&self, path: &str) -> Result<String, String> {
         let request = http::Request::get(path)
@@ -142,6 +131,13 @@ impl MetricsApis {
             Ok(Ok(text)) => Ok(text),
             Ok(Err(error)) => Err(describe_error(&error)),
         }
+    }
+
+    /// A GET's answer, parsed. The parser's error quotes what it choked on; the answer is not
+    /// repeated.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let text = self.get_text(path).await?;
+        serde_json::from_str(&text).map_err(|_| NOT_METRICS_JSON.to_string())
     }
 
     /// The PodMetrics list of the pods matching `selector`, as text.
@@ -170,7 +166,7 @@ impl MetricsApis {
         let body = self.pod_metrics_body(namespace, "").await?;
         let mut builder = Builder::default();
         read_list(&body, |item| builder.push(item)).map_err(not_pod_metrics)?;
-        builder.finish()
+        builder.finish().map_err(|e| format!("{POD_METRICS_FAILED}: {e}"))
     }
 
     /// The served custom metrics version: v1beta2 when available.
