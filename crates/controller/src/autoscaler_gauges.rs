@@ -29,11 +29,22 @@ const INTEGER_GAUGES: [(&str, &str); 5] = [
         "When the Autoscaler was last evaluated (Unix time); status changes only when the decision does",
     ),
 ];
-const METRIC_VALUE: (&str, &str) = (
-    "autoscaler_metric_value",
-    "Each metric's current value, in the form of its target",
-);
-const METRIC_TARGET: (&str, &str) = ("autoscaler_metric_target", "Each metric's target value");
+/// How a per-metric family reads a metric: no sample where it says None.
+type ReadMetric = fn(&StoredMetric) -> Option<f64>;
+
+/// The families labelled by Autoscaler and metric.
+const METRIC_GAUGES: [(&str, &str, ReadMetric); 2] = [
+    (
+        "autoscaler_metric_value",
+        "Each metric's current value, in the form of its target",
+        StoredMetric::value,
+    ),
+    (
+        "autoscaler_metric_target",
+        "Each metric's target value",
+        StoredMetric::target,
+    ),
+];
 
 /// The bits of a metric value that is not known (a NaN no computation yields).
 const ABSENT: u64 = u64::MAX;
@@ -66,6 +77,27 @@ struct StoredMetric {
     value: AtomicU64,
 }
 
+/// A value as its atomic holds it.
+fn bits(value: Option<f64>) -> u64 {
+    value.map_or(ABSENT, f64::to_bits)
+}
+
+impl StoredMetric {
+    fn store(&self, value: Option<f64>) {
+        self.value.store(bits(value), Ordering::Relaxed);
+    }
+
+    fn value(&self) -> Option<f64> {
+        Some(self.value.load(Ordering::Relaxed))
+            .filter(|bits| *bits != ABSENT)
+            .map(f64::from_bits)
+    }
+
+    fn target(&self) -> Option<f64> {
+        self.target
+    }
+}
+
 /// One Autoscaler's gauges. A new reading of the same metrics is stored in place, under the
 /// read lock, so evaluations and scrapes do not wait for each other.
 #[derive(Debug)]
@@ -85,7 +117,7 @@ impl Entry {
                     name: m.name.as_str().into(),
                     target_type: m.target_type,
                     target: m.target,
-                    value: AtomicU64::new(m.value.map_or(ABSENT, f64::to_bits)),
+                    value: AtomicU64::new(bits(m.value)),
                 })
                 .collect(),
         }
@@ -104,9 +136,7 @@ impl Entry {
             stored.store(value, Ordering::Relaxed);
         }
         for (stored, new) in self.metrics.iter().zip(&reading.metrics) {
-            stored
-                .value
-                .store(new.value.map_or(ABSENT, f64::to_bits), Ordering::Relaxed);
+            stored.store(new.value);
         }
     }
 }
@@ -187,16 +217,7 @@ impl Collector for AutoscalerGauges {
                 ConstGauge::new(entry.integers[i].load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let value = |m: &StoredMetric| {
-            Some(m.value.load(Ordering::Relaxed))
-                .filter(|bits| *bits != ABSENT)
-                .map(f64::from_bits)
-        };
-        let target = |m: &StoredMetric| m.target;
-        for ((name, help), read) in [
-            (METRIC_VALUE, &value as &dyn Fn(&StoredMetric) -> Option<f64>),
-            (METRIC_TARGET, &target),
-        ] {
+        for (name, help, read) in METRIC_GAUGES {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (namespace, autoscaler, entry) in autoscalers() {
                 for metric in &entry.metrics {

@@ -86,12 +86,15 @@ fn describe_error(error: &kube::Error) -> String {
     }
 }
 
-const POD_METRICS_FAILED: &str = "unable to fetch metrics from resource metrics API";
+/// A PodMetrics read that failed, in the HPA's words.
+fn pod_metrics_failed(reason: impl std::fmt::Display) -> String {
+    format!("unable to fetch metrics from resource metrics API: {reason}")
+}
 
 /// A PodMetrics list that does not parse. The parser's error quotes what it choked on; the
 /// answer is not repeated.
 fn not_pod_metrics(_: serde_json::Error) -> String {
-    format!("{POD_METRICS_FAILED}: {NOT_METRICS_JSON}")
+    pod_metrics_failed(NOT_METRICS_JSON)
 }
 
 /// Reads the three metrics APIs through the operator's Kubernetes client.
@@ -146,9 +149,7 @@ impl MetricsApis {
             "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
             query(&[("labelSelector", selector)])
         );
-        self.get_text(&path)
-            .await
-            .map_err(|e| format!("{POD_METRICS_FAILED}: {e}"))
+        self.get_text(&path).await.map_err(pod_metrics_failed)
     }
 
     /// PodMetrics of the pods matching `selector` (`unable to fetch metrics from resource
@@ -166,7 +167,7 @@ impl MetricsApis {
         let body = self.pod_metrics_body(namespace, "").await?;
         let mut builder = Builder::default();
         read_list(&body, |item| builder.push(item)).map_err(not_pod_metrics)?;
-        builder.finish().map_err(|e| format!("{POD_METRICS_FAILED}: {e}"))
+        builder.finish().map_err(pod_metrics_failed)
     }
 
     /// The served custom metrics version: v1beta2 when available.

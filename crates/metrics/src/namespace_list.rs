@@ -17,21 +17,23 @@ use jiff::Timestamp;
 
 use crate::pod_metrics::{PodMetricsItem, Text};
 
-/// Where a string sits in [`NamespaceList::text`].
+/// A run of bytes of [`NamespaceList::text`] (one string), or of entries of one of the list's
+/// arrays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Span {
-    start: u32,
-    end: u32,
-}
-
-/// A run of entries in one of the list's arrays.
-#[derive(Debug, Clone, Copy)]
 struct Run {
     start: u32,
     end: u32,
 }
 
 impl Run {
+    /// The run from `start` to `end`, a length the arrays have reached.
+    fn to(start: u32, end: usize) -> Result<Self, String> {
+        Ok(Self {
+            start,
+            end: offset(end)?,
+        })
+    }
+
     fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
@@ -39,7 +41,7 @@ impl Run {
 
 #[derive(Debug)]
 struct Pod {
-    name: Span,
+    name: Run,
     timestamp: Timestamp,
     window: Duration,
     /// In `containers`.
@@ -48,7 +50,7 @@ struct Pod {
 
 #[derive(Debug)]
 struct Container {
-    name: Span,
+    name: Run,
     /// In `usage`.
     usage: Run,
 }
@@ -76,14 +78,14 @@ pub struct NamespaceList {
     pods: Vec<Pod>,
     containers: Vec<Container>,
     /// Resource name and milli-value.
-    usage: Vec<(Span, i64)>,
+    usage: Vec<(Run, i64)>,
     /// Every group's labels, group after group.
-    labels: Vec<(Span, Span)>,
+    labels: Vec<(Run, Run)>,
     groups: Vec<Group>,
     /// Pod positions, group after group.
     group_pods: Vec<u32>,
     /// Each group's labels with the group, sorted by key then value.
-    by_label: Vec<(Span, Span, u32)>,
+    by_label: Vec<(Run, Run, u32)>,
 }
 
 /// Builds a [`NamespaceList`] from items as they are parsed.
@@ -92,8 +94,8 @@ pub struct Builder<'a> {
     list: NamespaceList,
     /// Strings many items repeat (label keys and values, container and resource names),
     /// stored once.
-    interned: HashMap<Text<'a>, Span>,
-    group_of: HashMap<Box<[(Span, Span)]>, u32>,
+    interned: HashMap<Text<'a>, Run>,
+    group_of: HashMap<Box<[(Run, Run)]>, u32>,
     /// Each pod's group.
     pod_groups: Vec<u32>,
     /// The first error; the items after it are skipped.
@@ -101,22 +103,19 @@ pub struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn store(&mut self, text: &str) -> Result<Span, String> {
+    fn store(&mut self, text: &str) -> Result<Run, String> {
         let start = offset(self.list.text.len())?;
         self.list.text.push_str(text);
-        Ok(Span {
-            start,
-            end: offset(self.list.text.len())?,
-        })
+        Run::to(start, self.list.text.len())
     }
 
-    fn intern(&mut self, text: Text<'a>) -> Result<Span, String> {
-        if let Some(span) = self.interned.get(&text) {
-            return Ok(*span);
+    fn intern(&mut self, text: Text<'a>) -> Result<Run, String> {
+        if let Some(run) = self.interned.get(&text) {
+            return Ok(*run);
         }
-        let span = self.store(&text)?;
-        self.interned.insert(text, span);
-        Ok(span)
+        let run = self.store(&text)?;
+        self.interned.insert(text, run);
+        Ok(run)
     }
 
     /// Adds one item, in list order.
@@ -138,17 +137,11 @@ impl<'a> Builder<'a> {
                 let resource = self.intern(resource)?;
                 self.list.usage.push((resource, value));
             }
-            let usage = Run {
-                start: first_usage,
-                end: offset(self.list.usage.len())?,
-            };
+            let usage = Run::to(first_usage, self.list.usage.len())?;
             self.list.containers.push(Container { name, usage });
         }
-        let containers = Run {
-            start: first_container,
-            end: offset(self.list.containers.len())?,
-        };
-        // Sorted by key already; equal strings share a span, so equal sets have equal spans.
+        let containers = Run::to(first_container, self.list.containers.len())?;
+        // Sorted by key already; equal strings share a run, so equal sets have equal runs.
         let labels = item
             .labels
             .into_iter()
@@ -161,10 +154,7 @@ impl<'a> Builder<'a> {
                 let start = offset(self.list.labels.len())?;
                 self.list.labels.extend_from_slice(&labels);
                 self.list.groups.push(Group {
-                    labels: Run {
-                        start,
-                        end: offset(self.list.labels.len())?,
-                    },
+                    labels: Run::to(start, self.list.labels.len())?,
                     pods: Run { start: 0, end: 0 },
                 });
                 self.group_of.insert(labels, group);
@@ -226,7 +216,7 @@ impl<'a> Builder<'a> {
 /// One group's labels, as a query reads them.
 struct GroupLabels<'l> {
     list: &'l NamespaceList,
-    labels: &'l [(Span, Span)],
+    labels: &'l [(Run, Run)],
 }
 
 impl Labelled for GroupLabels<'_> {
@@ -237,8 +227,8 @@ impl Labelled for GroupLabels<'_> {
 }
 
 impl NamespaceList {
-    fn str(&self, span: Span) -> &str {
-        &self.text[span.start as usize..span.end as usize]
+    fn str(&self, run: Run) -> &str {
+        &self.text[run.range()]
     }
 
     /// How many pods the list holds.

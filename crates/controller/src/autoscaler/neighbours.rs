@@ -198,7 +198,6 @@ struct Remembered {
 #[derive(Debug, Default)]
 struct Selectors {
     by_uid: HashMap<String, Remembered>,
-    /// namespace → label key → value → uids.
     /// namespace → label key → value → uids (a list: nearly always one).
     by_label: HashMap<String, HashMap<String, HashMap<String, Vec<String>>>>,
     /// namespace → uids of selectors with no required label.
